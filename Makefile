@@ -1,0 +1,60 @@
+# evaluator-lua: build, install, test, demo, bench.
+#   make                      build build/evaluator-lua
+#   make install PREFIX=dir   dir/bin/evaluator-lua (Lua modules are compiled in)
+#   make test | demo | bench | clean
+PREFIX ?= /usr/local
+CC = mpicc
+LUA ?= lua5.4
+SAN ?=
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Isrc -Ibuild $(shell pkg-config --cflags lua5.4) $(SAN)
+LDLIBS = $(shell pkg-config --libs lua5.4) -llua5.4-cjson -lm -pthread $(SAN)
+
+SRCS = $(wildcard src/*.c)
+OBJS = $(patsubst src/%.c,build/%.o,$(SRCS)) build/embedded.o
+LUA_MODULES = $(wildcard lua/evaluator/*.lua)
+BIN = build/evaluator-lua
+export OMPI_ALLOW_RUN_AS_ROOT = 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
+
+.PHONY: all install test demo bench clean deps
+all: $(BIN)
+
+deps:
+	@bash scripts/install-deps.sh
+
+$(BIN): $(OBJS)
+	$(CC) -o $@ $(OBJS) $(LDLIBS)
+
+build/%.o: src/%.c $(wildcard src/*.h) | build
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build/embedded.c: $(LUA_MODULES) scripts/embed.lua | build
+	$(LUA) scripts/embed.lua $@ lua $(LUA_MODULES)
+
+build/embedded.o: build/embedded.c src/embedded.h
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+build:
+	mkdir -p build
+
+install: $(BIN)
+	install -d $(PREFIX)/bin $(PREFIX)/share/evaluator-lua/examples
+	install -m 755 $(BIN) $(PREFIX)/bin/evaluator-lua
+	install -m 644 examples/*.lua $(PREFIX)/share/evaluator-lua/examples/
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@bash scripts/run-tests.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	mpirun --oversubscribe -np 4 $(BIN) examples/random_search.lua
+	@echo "results: $(CURDIR)/results.csv"
+
+bench: deps
+	@$(MAKE) --no-print-directory all
+	@bash bench/run.sh
+
+clean:
+	rm -rf build results.csv

@@ -1,0 +1,102 @@
+-- evaluator.storage: where finished jobs are kept so that other evaluators can see them.
+-- MemoryStorage lives in this process; an evaluator given none keeps nothing (nobody could look).
+local M = {}
+
+local MemoryStorage = {}
+MemoryStorage.__index = MemoryStorage
+MemoryStorage.__name = "MemoryStorage"
+
+--- evaluator.MemoryStorage(): searches and their jobs in this process's memory.
+function M.MemoryStorage()
+  return setmetatable({ _searches = {}, _order = {}, _next = 0 }, MemoryStorage)
+end
+
+function MemoryStorage:create_new_search()
+  local id = tostring(self._next)
+  self._next = self._next + 1
+  self._searches[id] = { ids = {}, jobs = {} }
+  self._order[#self._order + 1] = id
+  return id
+end
+
+function MemoryStorage:load_all_search_ids()
+  return table.move(self._order, 1, #self._order, 1, {})
+end
+
+local function search(self, search_id)
+  local s = self._searches[tostring(search_id)]
+  if not s then error(("storage has no search '%s'"):format(tostring(search_id))) end
+  return s
+end
+
+function MemoryStorage:load_all_job_ids(search_id)
+  local s = search(self, search_id)
+  return table.move(s.ids, 1, #s.ids, 1, {})
+end
+
+--- Returns a table job_id -> job for the ids given that the storage holds.
+function MemoryStorage:load_jobs(job_ids)
+  local out = {}
+  for _, id in ipairs(job_ids) do
+    local sid = tostring(id):match("^(.*)%.%d+$")
+    local s = sid and self._searches[sid]
+    if s and s.jobs[id] then out[id] = s.jobs[id] end
+  end
+  return out
+end
+
+function MemoryStorage:has_search(search_id) return self._searches[tostring(search_id)] ~= nil end
+
+function MemoryStorage:_store_job(search_id, job)
+  local s = search(self, search_id)
+  if s.jobs[job.id] == nil then s.ids[#s.ids + 1] = job.id end
+  s.jobs[job.id] = job
+end
+
+-- The jobs of this search that the evaluator ev neither ran nor returned before.
+function MemoryStorage:_other_jobs(ev)
+  local s = search(self, ev.search_id)
+  local seen = ev._seen_other or 0
+  local out = {}
+  for i = seen + 1, #s.ids do
+    local job = s.jobs[s.ids[i]]
+    if not ev._own_ids[job.id] then out[#out + 1] = job end
+  end
+  ev._seen_other = #s.ids
+  return out
+end
+
+local function not_yet(name)
+  return function()
+    error(name .. " is not implemented yet: use evaluator.MemoryStorage()", 2)
+  end
+end
+M.SQLiteStorage = not_yet("SQLiteStorage")
+M.RedisStorage = not_yet("RedisStorage")
+
+--- For an evaluator being built: its storage (nil when none was given), search id and first job number.
+function M.attach(store, search_id)
+  if store == nil then
+    if search_id ~= nil then
+      error(("search_id '%s' is unknown: an evaluator without a storage starts a new search; pass the storage that holds it")
+        :format(tostring(search_id)))
+    end
+    return nil, "0", 0
+  end
+  if type(store) ~= "table" or type(store.create_new_search) ~= "function" then
+    error("storage must be a storage object such as evaluator.MemoryStorage()")
+  end
+  if search_id == nil then return store, store:create_new_search(), 0 end
+  search_id = tostring(search_id)
+  if not store:has_search(search_id) then
+    error(("storage holds no search '%s' (it holds: %s)"):format(search_id, table.concat(store:load_all_search_ids(), ", ")))
+  end
+  local first = 0
+  for _, id in ipairs(store:load_all_job_ids(search_id)) do
+    local n = tonumber(id:match("%.(%d+)$"))
+    if n and n + 1 > first then first = n + 1 end
+  end
+  return store, search_id, first
+end
+
+return M

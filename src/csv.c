@@ -1,0 +1,521 @@
+/* csv.c: DeepHyper-layout CSV files: column order, RFC 4180 reading and writing, append or widen-and-rewrite.
+ * All state lives in one call's locals, so threads may write different files at the same time. */
+#include "csv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+/* ---------------------------------------------------------------- column order */
+
+static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn) {
+  size_t n = an < bn ? an : bn;
+  int c = n ? memcmp(a, b, n) : 0;
+  if (c) return c;
+  return an < bn ? -1 : an > bn;
+}
+
+static int all_digits(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] < '0' || s[i] > '9') return 0;
+  return n > 0;
+}
+
+static int col_rank(const char *s, size_t n) {
+  if (n >= 2 && s[0] == 'p' && s[1] == ':') return 0;
+  if (n == 9 && memcmp(s, "objective", 9) == 0) return 1;
+  if (n > 10 && memcmp(s, "objective_", 10) == 0 && all_digits(s + 10, n - 10)) return 2;
+  if (n == 6 && memcmp(s, "job_id", 6) == 0) return 3;
+  if (n >= 2 && s[0] == 'm' && s[1] == ':') return 4;
+  return 5;
+}
+
+/* Decimal strings compared as numbers of any size, so objective_10 comes after objective_9. */
+static int number_cmp(const char *a, size_t an, const char *b, size_t bn) {
+  while (an > 1 && *a == '0') a++, an--;
+  while (bn > 1 && *b == '0') b++, bn--;
+  if (an != bn) return an < bn ? -1 : 1;
+  return memcmp(a, b, an);
+}
+
+/* csv_column_cmp on counted strings: names read back from a file may hold any byte. */
+static int column_cmp(const char *a, size_t an, const char *b, size_t bn) {
+  int ra = col_rank(a, an), rb = col_rank(b, bn);
+  if (ra != rb) return ra < rb ? -1 : 1;
+  if (ra == 2) {
+    int c = number_cmp(a + 10, an - 10, b + 10, bn - 10);
+    if (c) return c;
+  }
+  return bytes_cmp(a, an, b, bn); /* also orders objective_1 and objective_01 */
+}
+
+int csv_column_cmp(const char *a, const char *b) { return column_cmp(a, strlen(a), b, strlen(b)); }
+
+/* ---------------------------------------------------------------- reading */
+
+typedef struct field {
+  size_t off, len; /* into doc.text */
+} field;
+
+/* Parsed records: the unquoted bytes of every field in text, fields in order, and where rows start. */
+typedef struct doc {
+  buf_t text;
+  field *f;
+  size_t nf, capf;
+  size_t *row;
+  size_t nrows, caprows;
+} doc;
+
+static void doc_reset(doc *d) { d->text.len = d->nf = d->nrows = 0; }
+
+static void doc_free(doc *d) {
+  buf_free(&d->text);
+  free(d->f);
+  free(d->row);
+  memset(d, 0, sizeof *d);
+}
+
+static void add_field(doc *d, size_t off) {
+  if (d->nf == d->capf) {
+    d->capf = d->capf ? 2 * d->capf : 64;
+    d->f = xrealloc(d->f, d->capf * sizeof *d->f);
+  }
+  d->f[d->nf++] = (field){off, d->text.len - off};
+}
+
+static void add_row(doc *d, size_t first) {
+  if (d->nrows == d->caprows) {
+    d->caprows = d->caprows ? 2 * d->caprows : 64;
+    d->row = xrealloc(d->row, d->caprows * sizeof *d->row);
+  }
+  d->row[d->nrows++] = first;
+}
+
+static size_t row_len(const doc *d, size_t r) { return (r + 1 < d->nrows ? d->row[r + 1] : d->nf) - d->row[r]; }
+
+static const char *field_ptr(const doc *d, size_t i) { return d->text.data ? d->text.data + d->f[i].off : ""; }
+
+/* Read one field starting at data[*pos] into d; returns whether it started with a quote. Like
+ * Python's csv module, text after a closing quote is kept and an unterminated quote runs to the end:
+ * a damaged file loses no bytes when it is rewritten. */
+static int parse_field(doc *d, const char *data, size_t len, size_t *pos) {
+  size_t i = *pos, off = d->text.len;
+  int quoted = i < len && data[i] == '"';
+  if (quoted) {
+    for (i++;;) {
+      const char *q = memchr(data + i, '"', len - i);
+      size_t end = q ? (size_t)(q - data) : len;
+      buf_add(&d->text, data + i, end - i);
+      i = q ? end + 1 : len;
+      if (!q || i >= len || data[i] != '"') break;
+      buf_addc(&d->text, '"');
+      i++;
+    }
+  }
+  size_t s = i;
+  while (i < len && data[i] != ',' && data[i] != '\n' && data[i] != '\r') i++;
+  buf_add(&d->text, data + s, i - s);
+  add_field(d, off);
+  *pos = i;
+  return quoted;
+}
+
+/* Parse records from data[0..len), at most maxrows of them (0: all). Blank lines are skipped as
+ * pandas does. *ended tells whether the last record read was closed by a line break. */
+static void parse(doc *d, const char *data, size_t len, size_t maxrows, int *ended) {
+  size_t i = len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
+  *ended = 0;
+  while (i < len && (!maxrows || d->nrows < maxrows)) {
+    size_t first = d->nf;
+    int quoted = 0;
+    for (;;) {
+      quoted |= parse_field(d, data, len, &i);
+      if (i >= len || data[i] != ',') break;
+      i++;
+    }
+    *ended = i < len;
+    if (i < len) i += data[i] == '\r' && i + 1 < len && data[i + 1] == '\n' ? 2 : 1;
+    if (d->nf == first + 1 && !quoted && d->f[first].len == 0)
+      d->nf = first; /* a blank line */
+    else
+      add_row(d, first);
+  }
+}
+
+/* ---------------------------------------------------------------- writing */
+
+/* Where an output column takes its cells from: the old file's field index and the new table's
+ * column index, -1 when absent. */
+typedef struct outcol {
+  const char *name;
+  size_t len;
+  long old, cur;
+} outcol;
+
+static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
+  if (n == 0) {
+    if (lone) buf_adds(b, "\"\""); /* a lone empty cell would be a blank line, which readers skip */
+    return;
+  }
+  int quote = s[0] == ' ' || s[n - 1] == ' ';
+  for (size_t i = 0; i < n && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+  if (!quote) {
+    buf_add(b, s, n);
+    return;
+  }
+  buf_addc(b, '"');
+  for (const char *q; n && (q = memchr(s, '"', n)); n -= (size_t)(q - s) + 1, s = q + 1) {
+    buf_add(b, s, (size_t)(q - s) + 1);
+    buf_addc(b, '"');
+  }
+  buf_add(b, s, n);
+  buf_addc(b, '"');
+}
+
+static void put_header(buf_t *b, const outcol *oc, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (k) buf_addc(b, ',');
+    put_cell(b, oc[k].name, oc[k].len, n == 1);
+  }
+  buf_addc(b, '\n');
+}
+
+static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n) {
+  for (size_t r = 0; r < t->nrows; r++) {
+    for (size_t k = 0; k < n; k++) {
+      if (k) buf_addc(b, ',');
+      const char *s = oc[k].cur < 0 ? NULL : t->cells[r * t->ncols + (size_t)oc[k].cur];
+      size_t len = !s ? 0 : t->lens ? t->lens[r * t->ncols + (size_t)oc[k].cur] : strlen(s);
+      put_cell(b, s, len, n == 1);
+    }
+    buf_addc(b, '\n');
+  }
+}
+
+/* Rows 1.. of d (row 0 is its header), re-mapped to the columns oc. */
+static void put_old_rows(buf_t *b, const doc *d, const outcol *oc, size_t n) {
+  for (size_t r = 1; r < d->nrows; r++) {
+    size_t first = d->row[r], have = row_len(d, r);
+    for (size_t k = 0; k < n; k++) {
+      if (k) buf_addc(b, ',');
+      if (oc[k].old >= 0 && (size_t)oc[k].old < have) {
+        size_t i = first + (size_t)oc[k].old;
+        put_cell(b, field_ptr(d, i), d->f[i].len, n == 1);
+      } else {
+        put_cell(b, NULL, 0, n == 1);
+      }
+    }
+    buf_addc(b, '\n');
+  }
+}
+
+static int outcol_cmp(const void *pa, const void *pb) {
+  const outcol *a = pa, *b = pb;
+  return column_cmp(a->name, a->len, b->name, b->len);
+}
+
+/* ---------------------------------------------------------------- one call */
+
+typedef struct appender {
+  const char *path;
+  const csv_table *t;
+  int flush;
+  char *err;
+  size_t errlen;
+  int fd, created, eof;
+  struct stat st;
+  buf_t raw; /* the file's first raw.len bytes */
+  doc d;     /* records parsed from raw */
+} appender;
+
+static int fail(appender *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(appender *a, const char *fmt, ...) {
+  if (a->err && a->errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->err, a->errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* strerror is not thread-safe; glibc's strerror_r (GNU flavour under _GNU_SOURCE) is. */
+static const char *errstr(int e, char *buf, size_t n) {
+#if defined(__GLIBC__) && defined(_GNU_SOURCE)
+  return strerror_r(e, buf, n);
+#else
+  if (strerror_r(e, buf, n) != 0) snprintf(buf, n, "error %d", e);
+  return buf;
+#endif
+}
+
+static int fail_errno(appender *a, const char *what, const char *path) {
+  char eb[128];
+  const char *m = errstr(errno, eb, sizeof eb);
+  return fail(a, "cannot %s \"%s\": %s", what, path, m);
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return -1;
+    p += w, n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Best effort: after a rename the data is in place, and a directory that cannot be synced is no
+ * reason to report failure for it. */
+static void sync_dir(const char *path) {
+  const char *slash = strrchr(path, '/');
+  char *dir = slash == path ? xstrdup("/") : slash ? strndup(path, (size_t)(slash - path)) : xstrdup(".");
+  if (!dir) return;
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    (void)fsync(fd);
+    close(fd);
+  }
+  free(dir);
+}
+
+static int open_target(appender *a) {
+  a->fd = open(a->path, O_RDWR | O_APPEND | O_CLOEXEC);
+  if (a->fd < 0 && errno == ENOENT) {
+    a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    a->created = a->fd >= 0;
+  }
+  if (a->fd < 0) {
+    char eb[128];
+    const char *m = errstr(errno, eb, sizeof eb);
+    return fail(a, "cannot open \"%s\" for appending: %s", a->path, m);
+  }
+  if (fstat(a->fd, &a->st) < 0) return fail_errno(a, "stat", a->path);
+  return 0;
+}
+
+/* Read the next chunk (up to everything when all != 0) into a->raw; sets a->eof at the end. */
+static int read_more(appender *a, int all) {
+  for (;;) {
+    char *p = buf_reserve(&a->raw, 1 << 16);
+    ssize_t n = pread(a->fd, p, 1 << 16, (off_t)a->raw.len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail_errno(a, "read", a->path);
+    a->raw.len += (size_t)n;
+    a->eof = n == 0;
+    if (!all || a->eof) return 0;
+  }
+}
+
+/* Parse the header record into a->d, reading only as much of the file as it takes. */
+static int read_header(appender *a) {
+  for (;;) {
+    int ended;
+    doc_reset(&a->d);
+    parse(&a->d, a->raw.data, a->raw.len, 1, &ended);
+    if (a->eof || (a->d.nrows == 1 && ended)) return 0;
+    if (read_more(a, 0)) return -1;
+  }
+}
+
+/* Take back a failed append. Best effort: the error being reported already says it failed. */
+static void undo_append(appender *a) {
+  int rc = a->created ? unlink(a->path)
+           : a->fd >= 0 ? ftruncate(a->fd, a->st.st_size)
+                        : truncate(a->path, a->st.st_size);
+  (void)rc;
+}
+
+/* Write out (header and/or rows) at the end of the file, taking it back on any failure. */
+static int append_bytes(appender *a, buf_t *out) {
+  char last = 0;
+  if (a->st.st_size > 0 && pread(a->fd, &last, 1, a->st.st_size - 1) == 1 && last != '\n') {
+    buf_t fixed; /* the file ended in mid-line: start ours on a line of its own */
+    buf_init(&fixed);
+    buf_addc(&fixed, '\n');
+    buf_add(&fixed, out->data, out->len);
+    buf_free(out);
+    *out = fixed;
+  }
+  if (write_all(a->fd, out->data, out->len) < 0 || (a->flush && fsync(a->fd) < 0)) {
+    int e = errno;
+    undo_append(a);
+    errno = e;
+    return fail_errno(a, "write", a->path);
+  }
+  int rc = close(a->fd);
+  a->fd = -1;
+  if (rc < 0) {
+    int e = errno;
+    undo_append(a);
+    errno = e;
+    return fail_errno(a, "write", a->path);
+  }
+  if (a->flush && a->created) sync_dir(a->path);
+  return 0;
+}
+
+static int write_new_file(appender *a) {
+  const csv_table *t = a->t;
+  outcol *oc = xmalloc(t->ncols * sizeof *oc);
+  for (size_t c = 0; c < t->ncols; c++) oc[c] = (outcol){t->cols[c], strlen(t->cols[c]), -1, (long)c};
+  qsort(oc, t->ncols, sizeof *oc, outcol_cmp);
+  buf_t out;
+  buf_init(&out);
+  put_header(&out, oc, t->ncols);
+  put_new_rows(&out, t, oc, t->ncols);
+  free(oc);
+  int rc = append_bytes(a, &out);
+  buf_free(&out);
+  return rc;
+}
+
+/* Header columns of a->d (row 0) with, for each, the column of t that fills it. Sets *missing to
+ * the number of t's columns the header lacks, and newpos[c] to column c's header index or -1. */
+static outcol *map_header(appender *a, long *newpos, size_t *missing) {
+  const doc *d = &a->d;
+  size_t h = row_len(d, 0);
+  outcol *oc = xmalloc((h + a->t->ncols) * sizeof *oc);
+  for (size_t j = 0; j < h; j++) oc[j] = (outcol){field_ptr(d, j), d->f[j].len, (long)j, -1};
+  *missing = 0;
+  for (size_t c = 0; c < a->t->ncols; c++) {
+    const char *name = a->t->cols[c];
+    size_t len = strlen(name);
+    newpos[c] = -1;
+    for (size_t j = 0; j < h && newpos[c] < 0; j++)
+      if (oc[j].len == len && memcmp(oc[j].name, name, len) == 0) newpos[c] = (long)j;
+    if (newpos[c] < 0)
+      ++*missing;
+    else
+      oc[newpos[c]].cur = (long)c;
+  }
+  return oc;
+}
+
+/* Refuse files whose rewrite could lose a value: a column named twice, a row wider than the header. */
+static int check_old(appender *a, outcol *oc, size_t h) {
+  qsort(oc, h, sizeof *oc, outcol_cmp);
+  for (size_t j = 1; j < h; j++)
+    if (oc[j].len == oc[j - 1].len && bytes_cmp(oc[j].name, oc[j].len, oc[j - 1].name, oc[j - 1].len) == 0)
+      return fail(a, "cannot widen \"%s\": its header names column \"%.*s\" twice", a->path, (int)oc[j].len, oc[j].name);
+  for (size_t r = 1; r < a->d.nrows; r++)
+    if (row_len(&a->d, r) > h)
+      return fail(a, "cannot widen \"%s\": record %zu has %zu fields but the header has %zu", a->path, r + 1,
+                  row_len(&a->d, r), h);
+  return 0;
+}
+
+static int replace_file(appender *a, const buf_t *out) {
+  size_t n = strlen(a->path) + 32;
+  char *tmp = xmalloc(n);
+  snprintf(tmp, n, "%s.tmp.%ld", a->path, (long)getpid());
+  int rc = -1, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    fail_errno(a, "create", tmp);
+    free(tmp);
+    return -1;
+  }
+  if (fchmod(fd, a->st.st_mode & 07777) < 0 || write_all(fd, out->data, out->len) < 0 ||
+      (a->flush && fsync(fd) < 0)) {
+    fail_errno(a, "write", tmp);
+    close(fd);
+  } else if (close(fd) < 0) {
+    fail_errno(a, "write", tmp);
+  } else if (rename(tmp, a->path) < 0) {
+    char eb[128];
+    const char *m = errstr(errno, eb, sizeof eb);
+    fail(a, "cannot rename \"%s\" to \"%s\": %s", tmp, a->path, m);
+  } else {
+    rc = 0;
+  }
+  if (rc) unlink(tmp);
+  free(tmp);
+  if (rc == 0 && a->flush) sync_dir(a->path);
+  return rc;
+}
+
+/* Header = old columns plus those of t it lacks, in csv_column_cmp order; old rows, then new rows. */
+static int rewrite(appender *a, outcol *oc, const long *newpos) {
+  const csv_table *t = a->t;
+  int ended;
+  if (read_more(a, 1)) return -1;
+  doc_reset(&a->d);
+  parse(&a->d, a->raw.data, a->raw.len, 0, &ended);
+  size_t h = row_len(&a->d, 0), n = h;
+  for (size_t j = 0; j < h; j++) oc[j] = (outcol){field_ptr(&a->d, j), a->d.f[j].len, (long)j, -1};
+  for (size_t c = 0; c < t->ncols; c++)
+    if (newpos[c] >= 0)
+      oc[newpos[c]].cur = (long)c;
+    else
+      oc[n++] = (outcol){t->cols[c], strlen(t->cols[c]), -1, (long)c};
+  if (check_old(a, oc, h)) return -1;
+  qsort(oc, n, sizeof *oc, outcol_cmp);
+  buf_t out;
+  buf_init(&out);
+  put_header(&out, oc, n);
+  put_old_rows(&out, &a->d, oc, n);
+  put_new_rows(&out, t, oc, n);
+  int rc = replace_file(a, &out);
+  buf_free(&out);
+  return rc;
+}
+
+static int name_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
+static int check_table(appender *a) {
+  const csv_table *t = a->t;
+  const char **names = xmalloc(t->ncols * sizeof *names);
+  int rc = 0;
+  for (size_t c = 0; c < t->ncols; c++) names[c] = t->cols[c];
+  qsort(names, t->ncols, sizeof *names, name_cmp);
+  for (size_t c = 1; c < t->ncols && !rc; c++)
+    if (strcmp(names[c], names[c - 1]) == 0) rc = fail(a, "cannot append to \"%s\": column \"%s\" given twice", a->path, names[c]);
+  free(names);
+  return rc;
+}
+
+static int append_or_rewrite(appender *a) {
+  if (read_header(a)) return -1;
+  if (a->d.nrows == 0) return write_new_file(a); /* missing, empty or only blank lines */
+  long *newpos = xmalloc(a->t->ncols * sizeof *newpos);
+  size_t missing;
+  outcol *oc = map_header(a, newpos, &missing);
+  int rc;
+  if (missing == 0) {
+    /* The common case: only the header was read, and rows go in its order. */
+    size_t h = row_len(&a->d, 0);
+    buf_t out;
+    buf_init(&out);
+    put_new_rows(&out, a->t, oc, h);
+    rc = append_bytes(a, &out);
+    buf_free(&out);
+  } else {
+    rc = rewrite(a, oc, newpos);
+  }
+  free(oc);
+  free(newpos);
+  return rc;
+}
+
+int csv_append(const char *path, const csv_table *t, int flush, char *err, size_t errlen) {
+  appender a;
+  memset(&a, 0, sizeof a);
+  a.path = path, a.t = t, a.flush = flush, a.err = err, a.errlen = errlen, a.fd = -1;
+  if (t->nrows == 0 || t->ncols == 0) return 0;
+  if (check_table(&a) || open_target(&a)) {
+    if (a.fd >= 0) close(a.fd);
+    return -1;
+  }
+  int rc = append_or_rewrite(&a);
+  if (a.fd >= 0) close(a.fd);
+  buf_free(&a.raw);
+  doc_free(&a.d);
+  return rc;
+}

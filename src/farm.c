@@ -1,0 +1,326 @@
+/* farm.c: the root's side of a worker pool (see farm.h). Workers run their jobs in the order they
+ * got them, so each worker's in-flight slots are a ring: a result always pops its head. */
+#include "farm.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+#define PIPELINE_SECONDS 0.005 /* work to keep queued at a worker so it never waits for the root */
+#define MAX_DEPTH 512
+
+typedef struct wstate {
+  uint32_t *ring;
+  uint32_t head, count, cap;
+  double offset; /* worker clock minus root clock */
+  int ready;     /* answered HELLO */
+} wstate;
+
+typedef struct farm {
+  executor_t ex;
+  link_t *link;
+  wstate *w;
+  buf_t queue; /* entries: u32 slot, u64 n, u32 len, params */
+  size_t qread;
+  uint32_t qcount;
+  buf_t cancelled; /* u32 slots cancelled before they were handed out */
+  double avg_job;  /* seconds, moving average; <0 until the first result */
+  uint64_t host_id;
+  buf_t hello, msg;
+} farm_t;
+
+static uint64_t host_id(void) {
+  char name[256] = {0};
+  gethostname(name, sizeof name - 1);
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  return h;
+}
+
+static void ring_push(wstate *w, uint32_t slot) {
+  if (w->count == w->cap) {
+    uint32_t cap = w->cap ? w->cap * 2 : 8, *ring = xmalloc(cap * sizeof *ring);
+    for (uint32_t i = 0; i < w->count; i++) ring[i] = w->ring[(w->head + i) % w->cap];
+    free(w->ring);
+    w->ring = ring, w->cap = cap, w->head = 0;
+  }
+  w->ring[(w->head + w->count++) % w->cap] = slot;
+}
+
+static uint32_t ring_pop(wstate *w) {
+  uint32_t slot = w->ring[w->head];
+  w->head = (w->head + 1) % w->cap;
+  w->count--;
+  return slot;
+}
+
+static int depth(const farm_t *f) {
+  if (f->avg_job < 0 || f->avg_job >= 0.1) return 1;
+  double d = 1 + ceil(PIPELINE_SECONDS / (f->avg_job + 1e-7));
+  return d > MAX_DEPTH ? MAX_DEPTH : (int)d;
+}
+
+/* ---- hand-out ---- */
+
+static void send_batch(farm_t *f, int wi, uint32_t k) {
+  buf_t *m = &f->msg;
+  m->len = 0;
+  wire_put_u32(m, k);
+  wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - now_monotonic() : -1.0);
+  for (uint32_t i = 0; i < k; i++) {
+    const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
+    uint32_t slot;
+    uint64_t n;
+    const char *params;
+    size_t len;
+    wire_get_u32(&p, end, &slot);
+    wire_get_u64(&p, end, &n);
+    wire_get_bytes(&p, end, &params, &len);
+    wire_put_u32(m, slot);
+    wire_put_u64(m, n);
+    buf_add(m, params, len);
+    f->qread = (size_t)(p - f->queue.data);
+    ring_push(&f->w[wi], slot);
+  }
+  f->qcount -= k;
+  if (f->qcount == 0) f->queue.len = f->qread = 0;
+  f->link->ops->send(f->link, wi, TAG_JOBS, m);
+}
+
+/* Idle workers first, each a fair share of the queue; then top the others up to the depth. */
+static void dispatch(farm_t *f) {
+  int nw = f->link->nworkers, d = depth(f);
+  for (int pass = 0; pass < 2 && f->qcount; pass++) {
+    int room = 0;
+    for (int i = 0; i < nw; i++)
+      if (f->w[i].ready && (int)f->w[i].count < d && (pass || f->w[i].count == 0)) room++;
+    for (int i = 0; i < nw && f->qcount && room; i++) {
+      wstate *w = &f->w[i];
+      if (!w->ready || (int)w->count >= d || (!pass && w->count)) continue;
+      uint32_t share = (f->qcount + (uint32_t)room - 1) / (uint32_t)room;
+      room--;
+      uint32_t k = (uint32_t)d - w->count;
+      send_batch(f, i, share < k ? share : k);
+    }
+  }
+}
+
+/* ---- results ---- */
+
+static void deliver_cancelled(farm_t *f, exec_result_fn fn, void *ud, int *delivered) {
+  const char *p = f->cancelled.data, *end = p + f->cancelled.len;
+  static const char outcome[] = {(char)RUN_CANCELLED, 13, 0, 0, 0, 'j', 'o', 'b', ' ', 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd'};
+  double now = now_monotonic();
+  uint32_t slot;
+  while (wire_get_u32(&p, end, &slot) == 0) {
+    exec_result r = {slot, RUN_CANCELLED, now, now, -1, outcome, sizeof outcome};
+    fn(ud, &r);
+    (*delivered)++;
+  }
+  f->cancelled.len = 0;
+}
+
+static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
+  const char *p = m->data, *end = p + m->len;
+  wstate *w = &f->w[wi];
+  uint32_t count;
+  if (wire_get_u32(&p, end, &count)) return 0;
+  int rank = f->link->ops->rank_of(f->link, wi);
+  for (uint32_t i = 0; i < count; i++) {
+    exec_result r;
+    const char *outcome;
+    size_t len;
+    if (wire_get_u32(&p, end, &r.slot) || wire_get_f64(&p, end, &r.t_start) || wire_get_f64(&p, end, &r.t_end) ||
+        wire_get_bytes(&p, end, &outcome, &len) || len < 1 || w->count == 0)
+      return (int)i;
+    ring_pop(w);
+    double took = r.t_end - r.t_start;
+    f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
+    r.t_start -= w->offset, r.t_end -= w->offset;
+    r.status = (run_status)outcome[0];
+    r.rank = rank;
+    r.payload = outcome, r.len = len;
+    fn(ud, &r);
+  }
+  return (int)count;
+}
+
+/* The worker died: its oldest job is the one that crashed; the others go back to the queue. */
+static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
+  wstate *w = &f->w[wi];
+  w->ready = 0;
+  int delivered = 0;
+  if (w->count) {
+    buf_t out;
+    buf_init(&out);
+    buf_addc(&out, (char)RUN_CRASHED);
+    wire_put_bytes(&out, m->data, m->len);
+    double now = now_monotonic();
+    exec_result r = {ring_pop(w), RUN_CRASHED, now, now, f->link->ops->rank_of(f->link, wi), out.data, out.len};
+    fn(ud, &r);
+    buf_free(&out);
+    delivered = 1;
+  }
+  while (w->count) {
+    /* Requeued jobs lost their parameters with the worker: they come back cancelled. */
+    uint32_t slot = ring_pop(w);
+    wire_put_u32(&f->cancelled, slot);
+  }
+  /* The link replaced the worker: greet the new one. */
+  buf_t hello;
+  buf_init(&hello);
+  buf_add(&hello, f->hello.data, f->hello.len);
+  f->link->ops->send(f->link, wi, TAG_HELLO, &hello);
+  buf_free(&hello);
+  return delivered;
+}
+
+static void on_hello(farm_t *f, int wi, const buf_t *m) {
+  const char *p = m->data, *end = p + m->len;
+  double sent, theirs;
+  uint64_t host;
+  if (wire_get_f64(&p, end, &sent) || wire_get_f64(&p, end, &theirs) || wire_get_u64(&p, end, &host)) return;
+  double now = now_monotonic();
+  /* One machine has one monotonic clock; across machines, estimate from the round trip. */
+  f->w[wi].offset = host == f->host_id ? 0.0 : theirs - (sent + now) / 2;
+  f->w[wi].ready = 1;
+}
+
+static int handle(farm_t *f, int wi, int tag, exec_result_fn fn, void *ud) {
+  switch (tag) {
+    case TAG_RESULTS: return on_results(f, wi, &f->msg, fn, ud);
+    case TAG_DEAD: return on_dead(f, wi, &f->msg, fn, ud);
+    case TAG_HELLO: on_hello(f, wi, &f->msg); return 0;
+    default: return 0;
+  }
+}
+
+static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
+  farm_t *f = (farm_t *)ex;
+  dispatch(f);
+  if (!fn) return 0;
+  int delivered = 0;
+  if (f->cancelled.len) deliver_cancelled(f, fn, ud, &delivered);
+  double deadline = now_monotonic() + wait;
+  for (;;) {
+    int wi, tag;
+    double left = delivered ? 0 : deadline - now_monotonic();
+    int rc = f->link->ops->recv(f->link, left > 0 ? left : 0, &wi, &tag, &f->msg);
+    if (rc < 0) {
+      snprintf(ex->err, sizeof ex->err, "%s", f->link->err);
+      return -1;
+    }
+    if (rc == 0) return delivered;
+    delivered += handle(f, wi, tag, fn, ud);
+    if (f->cancelled.len) deliver_cancelled(f, fn, ud, &delivered);
+    dispatch(f);
+  }
+}
+
+/* ---- the rest of the interface ---- */
+
+static void farm_launch(executor_t *ex, uint32_t slot, uint64_t n, const char *params, size_t len) {
+  farm_t *f = (farm_t *)ex;
+  wire_put_u32(&f->queue, slot);
+  wire_put_u64(&f->queue, n);
+  wire_put_bytes(&f->queue, params, len);
+  f->qcount++;
+}
+
+static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
+  for (int i = 0; i < f->link->nworkers; i++) {
+    if (!f->w[i].count && op != CTRL_STOP) continue;
+    buf_t m;
+    buf_init(&m);
+    wire_put_u32(&m, op);
+    wire_put_f64(&m, arg);
+    f->link->ops->send(f->link, i, TAG_CTRL, &m);
+    buf_free(&m);
+  }
+}
+
+static void farm_set_budget(executor_t *ex, double deadline) {
+  farm_t *f = (farm_t *)ex;
+  ex->budget = deadline;
+  send_ctrl_to_busy(f, CTRL_BUDGET, deadline > 0 ? deadline - now_monotonic() : -1.0);
+}
+
+static void farm_cancel(executor_t *ex, int running) {
+  farm_t *f = (farm_t *)ex;
+  while (f->qcount) {
+    const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
+    uint32_t slot;
+    uint64_t n;
+    const char *params;
+    size_t len;
+    wire_get_u32(&p, end, &slot);
+    wire_get_u64(&p, end, &n);
+    wire_get_bytes(&p, end, &params, &len);
+    f->qread = (size_t)(p - f->queue.data);
+    f->qcount--;
+    wire_put_u32(&f->cancelled, slot);
+  }
+  f->queue.len = f->qread = 0;
+  send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
+}
+
+static void farm_shutdown(executor_t *ex) { send_ctrl_to_busy((farm_t *)ex, CTRL_STOP, 0); }
+
+static void farm_destroy(executor_t *ex) {
+  farm_t *f = (farm_t *)ex;
+  f->link->ops->destroy(f->link);
+  for (int i = 0; i < ex->num_workers; i++) free(f->w[i].ring);
+  free(f->w);
+  buf_free(&f->queue);
+  buf_free(&f->cancelled);
+  buf_free(&f->hello);
+  buf_free(&f->msg);
+  free(f);
+}
+
+static const executor_ops farm_ops = {farm_launch, farm_poll, farm_set_budget, farm_cancel, farm_shutdown, farm_destroy};
+
+executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t errlen) {
+  farm_t *f = xmalloc(sizeof *f);
+  memset(f, 0, sizeof *f);
+  f->ex.ops = &farm_ops;
+  f->ex.num_workers = link->nworkers;
+  f->link = link;
+  f->avg_job = -1;
+  f->host_id = host_id();
+  f->w = xmalloc((size_t)link->nworkers * sizeof *f->w);
+  memset(f->w, 0, (size_t)link->nworkers * sizeof *f->w);
+  buf_init(&f->queue);
+  buf_init(&f->cancelled);
+  buf_init(&f->msg);
+  buf_init(&f->hello);
+  wire_put_f64(&f->hello, now_monotonic());
+  wire_put_f64(&f->hello, cfg->job_timeout);
+  wire_put_u64(&f->hello, cfg->mem_limit);
+  wire_put_bytes(&f->hello, cfg->search_id, strlen(cfg->search_id));
+  for (int i = 0; i < link->nworkers; i++) {
+    buf_t m;
+    buf_init(&m);
+    buf_add(&m, f->hello.data, f->hello.len);
+    link->ops->send(link, i, TAG_HELLO, &m);
+    buf_free(&m);
+  }
+  for (int answered = 0; answered < link->nworkers;) {
+    int wi, tag;
+    int rc = link->ops->recv(link, 1.0, &wi, &tag, &f->msg);
+    if (rc < 0 || interrupt_pending()) {
+      snprintf(err, errlen, "%s", rc < 0 ? link->err : "interrupted");
+      farm_destroy(&f->ex);
+      return NULL;
+    }
+    if (rc == 1 && tag == TAG_HELLO && !f->w[wi].ready) {
+      on_hello(f, wi, &f->msg);
+      answered++;
+    }
+  }
+  return &f->ex;
+}

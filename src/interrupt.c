@@ -1,0 +1,244 @@
+/* interrupt.c: deadlines, cancel requests, the memory cap and Ctrl-C, for every Lua state.
+ * A ticker thread looks at the running jobs every TICK and, when one must stop or poll, sends its
+ * thread a signal whose handler arms a Lua hook (as lua.c does for Ctrl-C): ordinary jobs pay nothing. */
+#include "interrupt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <lauxlib.h>
+
+#define TICK_NS 20000000L /* 20 ms: well inside the 0.5 s a budget may overrun */
+
+static pthread_mutex_t ticker_lock = PTHREAD_MUTEX_INITIALIZER;
+static guard_t *guards;
+static int ticker_started;
+static _Thread_local guard_t *current;
+static volatile sig_atomic_t interrupted;
+static char stop_sentinel; /* its address is the error value of a stopped job */
+
+double now_monotonic(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+guard_t *guard_current(void) { return current; }
+void guard_set_current(guard_t *g) { current = g; }
+int interrupt_pending(void) { return interrupted; }
+
+/* ---- memory ---- */
+
+void *guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  guard_t *g = ud;
+  size_t old = ptr ? osize : 0;
+  if (nsize == 0) {
+    free(ptr);
+    g->mem_used -= old;
+    return NULL;
+  }
+  if (nsize > old && g->mem_limit && atomic_load_explicit(&g->running, memory_order_relaxed) &&
+      g->mem_used + (nsize - old) > g->mem_base + g->mem_limit) {
+    g->mem_hit = 1;
+    return NULL;
+  }
+  void *q = realloc(ptr, nsize);
+  if (q) g->mem_used = g->mem_used - old + nsize;
+  return q;
+}
+
+/* ---- the hook ---- */
+
+static void stop_hook(lua_State *L, lua_Debug *ar);
+
+static void arm_hook(lua_State *L) {
+  lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
+}
+
+run_status guard_check(guard_t *g) {
+  if (g->raised) return g->raised;
+  int why = atomic_load(&g->cancel);
+  if (!why && interrupted) why = RUN_CANCELLED;
+  if (!why && g->deadline > 0 && now_monotonic() >= g->deadline) why = g->deadline_why;
+  if (!why && g->poll) why = g->poll(g->poll_ud);
+  return (run_status)why;
+}
+
+int guard_raise(lua_State *L, guard_t *g, run_status why) {
+  g->raised = why;
+  guard_kill_groups(g);
+  arm_hook(L);
+  lua_pushlightuserdata(L, &stop_sentinel);
+  return lua_error(L);
+}
+
+int guard_is_stop(lua_State *L, int idx) { return lua_touserdata(L, idx) == &stop_sentinel; }
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  guard_t *g = current;
+  if (g && atomic_load(&g->running)) {
+    run_status why = guard_check(g);
+    if (why) guard_raise(L, g, why);
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  lua_sethook(L, NULL, 0, 0);
+  /* Outside a job only Ctrl-C arms the hook: the driver sees an ordinary error it may catch. */
+  if (interrupted) luaL_error(L, "interrupted");
+}
+
+/* ---- jobs ---- */
+
+void guard_begin(guard_t *g, double deadline, run_status deadline_why, size_t mem_limit) {
+  g->deadline = deadline;
+  g->deadline_why = deadline_why;
+  g->raised = RUN_OK;
+  g->mem_hit = 0;
+  g->mem_base = g->mem_used;
+  g->mem_limit = mem_limit;
+  atomic_store(&g->ngroups, 0);
+  atomic_fetch_add(&g->job_seq, 1);
+  atomic_store(&g->running, 1);
+}
+
+run_status guard_end(guard_t *g) {
+  atomic_store(&g->running, 0);
+  lua_sethook(g->L, NULL, 0, 0);
+  run_status why = g->raised;
+  if (!why && g->mem_hit) why = RUN_MEMORY;
+  g->raised = RUN_OK;
+  g->deadline = 0;
+  atomic_store(&g->cancel, 0);
+  atomic_store(&g->ngroups, 0);
+  return why;
+}
+
+void guard_cancel(guard_t *g, run_status why) {
+  int expected = 0;
+  atomic_compare_exchange_strong(&g->cancel, &expected, (int)why);
+}
+
+/* ---- process groups ---- */
+
+void guard_add_group(guard_t *g, pid_t pgid) {
+  int n = atomic_load(&g->ngroups);
+  if (n < GUARD_MAX_GROUPS) {
+    g->groups[n] = pgid;
+    atomic_store(&g->ngroups, n + 1);
+  }
+}
+
+void guard_remove_group(guard_t *g, pid_t pgid) {
+  int n = atomic_load(&g->ngroups);
+  for (int i = 0; i < n; i++)
+    if (g->groups[i] == pgid) g->groups[i] = 0;
+}
+
+void guard_kill_groups(guard_t *g) {
+  int n = atomic_load(&g->ngroups);
+  for (int i = 0; i < n; i++)
+    if (g->groups[i] > 0) kill(-g->groups[i], SIGKILL);
+}
+
+/* ---- the ticker ---- */
+
+static int tick_signal(void) { return SIGRTMIN + 3; }
+
+static void on_tick(int sig) {
+  (void)sig;
+  guard_t *g = current;
+  if (g && atomic_load(&g->running)) arm_hook(g->L);
+}
+
+static int must_stop(guard_t *g, double now) {
+  if (atomic_load(&g->cancel) || interrupted) return 1;
+  if (g->deadline > 0 && now >= g->deadline) {
+    guard_cancel(g, g->deadline_why);
+    return 1;
+  }
+  return 0;
+}
+
+static void *ticker_main(void *arg) {
+  (void)arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  for (;;) {
+    struct timespec ts = {0, TICK_NS};
+    nanosleep(&ts, NULL);
+    double now = now_monotonic();
+    pthread_mutex_lock(&ticker_lock);
+    for (guard_t *g = guards; g; g = g->next) {
+      if (!atomic_load(&g->running)) continue;
+      unsigned long seq = atomic_load(&g->job_seq);
+      int stop = must_stop(g, now);
+      /* A subprocess may be what the job waits on: kill it from here, where no read blocks us. */
+      if (stop) guard_kill_groups(g);
+      /* Signal a job that must stop, or that has run a whole tick and may have a cancel to read. */
+      if (stop || (g->poll && seq == g->ticked_seq)) pthread_kill(g->owner, tick_signal());
+      g->ticked_seq = seq;
+    }
+    pthread_mutex_unlock(&ticker_lock);
+  }
+  return NULL;
+}
+
+void guard_attach(guard_t *g) {
+  g->owner = pthread_self();
+  current = g;
+  pthread_mutex_lock(&ticker_lock);
+  if (!ticker_started) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_tick;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(tick_signal(), &sa, NULL);
+    pthread_t t;
+    if (pthread_create(&t, NULL, ticker_main, NULL) == 0) {
+      pthread_detach(t);
+      ticker_started = 1;
+    }
+  }
+  g->next = guards;
+  guards = g;
+  pthread_mutex_unlock(&ticker_lock);
+}
+
+void guard_detach(guard_t *g) {
+  pthread_mutex_lock(&ticker_lock);
+  for (guard_t **p = &guards; *p; p = &(*p)->next)
+    if (*p == g) {
+      *p = g->next;
+      break;
+    }
+  pthread_mutex_unlock(&ticker_lock);
+  if (current == g) current = NULL;
+}
+
+/* ---- Ctrl-C and SIGTERM ---- */
+
+static void on_interrupt(int sig) {
+  if (interrupted) _exit(128 + sig); /* the second one ends at once */
+  interrupted = sig;
+  guard_t *g = current;
+  if (g) {
+    guard_kill_groups(g);
+    arm_hook(g->L);
+  }
+}
+
+void interrupt_install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+}

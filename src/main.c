@@ -1,0 +1,122 @@
+/* main.c: the evaluator-lua command: options, MPI start and stop, one Lua state per rank running
+ * the script, and exit codes. Every failure path ends every rank: no rank is ever left waiting. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mpi.h>
+#include <lauxlib.h>
+
+#include "interrupt.h"
+#include "runtime.h"
+#include "transport.h"
+#include "version.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: mpirun -np N evaluator-lua [options] script.lua [args...]\n"
+          "       evaluator-lua [options] script.lua [args...]   (one rank)\n"
+          "\n"
+          "Runs script.lua on every MPI rank with Lua %s, cjson and the evaluator module.\n"
+          "Rank 0 drives the search; with the mpicomm method the other ranks run its jobs.\n"
+          "\n"
+          "options:\n"
+          "  -h, --help     show this help and exit\n"
+          "  -v, --version  show the version and exit\n"
+          "  --             end of options\n"
+          "\n"
+          "The API: evaluator.create(run_function, method, method_kwargs); see the README.\n",
+          LUA_VERSION_MAJOR "." LUA_VERSION_MINOR);
+}
+
+/* Index of the script in argv, or exits for --help, --version and bad options. */
+static int parse_args(int argc, char **argv) {
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+      usage(stdout);
+      exit(0);
+    } else if (!strcmp(a, "-v") || !strcmp(a, "--version")) {
+      printf("evaluator-lua %s (%s, Open MPI %d.%d.%d)\n", EVL_VERSION, LUA_RELEASE, OMPI_MAJOR_VERSION,
+             OMPI_MINOR_VERSION, OMPI_RELEASE_VERSION);
+      exit(0);
+    } else if (!strcmp(a, "--")) {
+      i++;
+      break;
+    } else {
+      fprintf(stderr, "evaluator-lua: unknown option '%s'\n", a);
+      usage(stderr);
+      exit(1);
+    }
+  }
+  if (i >= argc) {
+    fprintf(stderr, "evaluator-lua: no script given\n");
+    usage(stderr);
+    exit(1);
+  }
+  return i;
+}
+
+/* Every rank loads the script; if any failed, the lowest failing rank prints why and all exit 1. */
+static int load_everywhere(runtime_t *rt, int rank, int size) {
+  int failed = runtime_load(rt) != LUA_OK;
+  int mine = failed ? rank : size, first;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+  if (first == size) return 0;
+  if (rank == first) fprintf(stderr, "evaluator-lua: %s\n", lua_tostring(rt->L, -1));
+  return -1;
+}
+
+/* Run what the script left open through evaluator's own close, so callbacks and waits happen. */
+static int close_open_evaluators(lua_State *L) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "loaded");
+  lua_getfield(L, -1, "evaluator");
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 3);
+    return LUA_OK;
+  }
+  lua_getfield(L, -1, "_close_all");
+  lua_remove(L, -2);
+  lua_remove(L, -2);
+  lua_remove(L, -2);
+  return lua_pcall(L, 0, 0, 0);
+}
+
+static void die(lua_State *L, int rank, int size, const char *what) {
+  const char *msg = lua_tostring(L, -1);
+  fprintf(stderr, "evaluator-lua: rank %d: %s%s\n", rank, what, msg ? msg : "(error object is not a string)");
+  fflush(NULL);
+  int sig = interrupt_pending();
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, sig ? 128 + sig : 1);
+  exit(sig ? 128 + sig : 1);
+}
+
+int main(int argc, char **argv) {
+  int script = parse_args(argc, argv);
+  int provided;
+  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+  transport_init_world();
+  int rank = transport_world_rank(), size = transport_world_size();
+  interrupt_install_signal_handlers();
+
+  runtime_t rt = {0};
+  rt.script = argv[script];
+  if (runtime_open(&rt)) {
+    fprintf(stderr, "evaluator-lua: cannot create a Lua state: out of memory\n");
+    MPI_Abort(MPI_COMM_WORLD, 1);
+  }
+  runtime_set_args(&rt, argc, argv, script);
+  if (load_everywhere(&rt, rank, size)) {
+    runtime_close(&rt);
+    MPI_Finalize();
+    return 1;
+  }
+  if (runtime_run(&rt) != LUA_OK) die(rt.L, rank, size, "");
+  if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
+  runtime_close(&rt);
+  fflush(NULL);
+  int sig = interrupt_pending();
+  MPI_Finalize();
+  return sig ? 128 + sig : 0;
+}

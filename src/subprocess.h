@@ -1,0 +1,11 @@
+/* subprocess.h: os.execute and io.popen for jobs that can be stopped. Each command runs in a process
+ * group of its own, so stopping a job kills the command and everything it started. */
+#ifndef EVL_SUBPROCESS_H
+#define EVL_SUBPROCESS_H
+
+#include <lua.h>
+
+/* Replace os.execute and io.popen in L (after the standard libraries are open). */
+void spawn_install(lua_State *L);
+
+#endif

@@ -1,0 +1,225 @@
+/* transport.c: the MPI links for the mpicomm method (see transport.h). Nothing blocks in MPI: sends
+ * are non-blocking, and waiting is a probe with a growing nap, so an idle rank burns no core. */
+#include "transport.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <lauxlib.h>
+
+#include "farm.h"
+#include "worker.h"
+#include "wire.h"
+
+#define NAP_MIN_NS 20000L    /* first nap after a short spin */
+#define NAP_MAX_NS 1000000L  /* longest nap: the worst added latency of an idle wait */
+#define SPIN_PROBES 64
+
+static int world_rank, world_size;
+
+void transport_init_world(void) {
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+}
+int transport_world_rank(void) { return world_rank; }
+int transport_world_size(void) { return world_size; }
+
+/* ---- sends in flight, shared by both ends ---- */
+
+typedef struct outbox {
+  MPI_Request *reqs;
+  buf_t *bufs;
+  int n, cap;
+} outbox;
+
+static void outbox_reap(outbox *o) {
+  for (int i = 0; i < o->n;) {
+    int done = 0;
+    MPI_Test(&o->reqs[i], &done, MPI_STATUS_IGNORE);
+    if (!done) {
+      i++;
+      continue;
+    }
+    buf_free(&o->bufs[i]);
+    o->reqs[i] = o->reqs[--o->n];
+    o->bufs[i] = o->bufs[o->n];
+  }
+}
+
+static void outbox_send(outbox *o, MPI_Comm comm, int dest, int tag, buf_t *msg) {
+  outbox_reap(o);
+  if (o->n == o->cap) {
+    o->cap = o->cap ? o->cap * 2 : 8;
+    o->reqs = xrealloc(o->reqs, (size_t)o->cap * sizeof *o->reqs);
+    o->bufs = xrealloc(o->bufs, (size_t)o->cap * sizeof *o->bufs);
+  }
+  o->bufs[o->n] = *msg;
+  buf_init(msg);
+  MPI_Isend(o->bufs[o->n].data, (int)o->bufs[o->n].len, MPI_BYTE, dest, tag, comm, &o->reqs[o->n]);
+  o->n++;
+}
+
+/* Wait for what is still in flight, but not for ever: a peer that is gone cannot receive. */
+static void outbox_drain(outbox *o, double seconds) {
+  double until = now_monotonic() + seconds;
+  while (o->n && now_monotonic() < until) {
+    outbox_reap(o);
+    struct timespec ts = {0, NAP_MIN_NS};
+    if (o->n) nanosleep(&ts, NULL);
+  }
+  for (int i = 0; i < o->n; i++) {
+    MPI_Cancel(&o->reqs[i]);
+    MPI_Request_free(&o->reqs[i]);
+    buf_free(&o->bufs[i]);
+  }
+  free(o->reqs);
+  free(o->bufs);
+  memset(o, 0, sizeof *o);
+}
+
+/* Probe for a message from `source` (or any) until `wait` seconds pass (wait < 0: until one comes
+ * or the process is interrupted). Returns 1 with the message received into msg, else 0. */
+static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *from, int *tag, buf_t *msg) {
+  double until = wait < 0 ? 0 : now_monotonic() + wait;
+  long nap = NAP_MIN_NS;
+  for (int probes = 0;; probes++) {
+    int flag = 0;
+    MPI_Status st;
+    MPI_Iprobe(source, MPI_ANY_TAG, comm, &flag, &st);
+    if (flag) {
+      int count;
+      MPI_Get_count(&st, MPI_BYTE, &count);
+      msg->len = 0;
+      buf_reserve(msg, (size_t)count);
+      MPI_Recv(msg->data, count, MPI_BYTE, st.MPI_SOURCE, st.MPI_TAG, comm, MPI_STATUS_IGNORE);
+      msg->len = (size_t)count;
+      *from = st.MPI_SOURCE;
+      *tag = st.MPI_TAG;
+      return 1;
+    }
+    if (wait == 0 || interrupt_pending()) return 0;
+    if (wait > 0 && now_monotonic() >= until) return 0;
+    if (probes < SPIN_PROBES) continue;
+    outbox_reap(o);
+    struct timespec ts = {0, nap};
+    nanosleep(&ts, NULL);
+    if (nap < NAP_MAX_NS) nap *= 2;
+  }
+}
+
+/* ---- the root's link ---- */
+
+typedef struct root_link {
+  link_t base;
+  MPI_Comm comm;
+  int root;
+  outbox out;
+} root_link;
+
+static int worker_rank(const root_link *r, int w) { return w < r->root ? w : w + 1; }
+
+static int root_send(link_t *l, int w, int tag, buf_t *msg) {
+  root_link *r = (root_link *)l;
+  outbox_send(&r->out, r->comm, worker_rank(r, w), tag, msg);
+  return 0;
+}
+
+static int root_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
+  root_link *r = (root_link *)l;
+  int from;
+  if (!probe_recv(r->comm, MPI_ANY_SOURCE, wait, &r->out, &from, tag, msg)) return 0;
+  *w = from < r->root ? from : from - 1;
+  return *w < l->nworkers ? 1 : 0;
+}
+
+static int root_rank_of(link_t *l, int w) { return worker_rank((root_link *)l, w); }
+
+static void root_destroy(link_t *l) {
+  root_link *r = (root_link *)l;
+  outbox_drain(&r->out, 5.0);
+  MPI_Comm_free(&r->comm);
+  free(r);
+}
+
+static const link_ops root_link_ops = {root_send, root_recv, root_rank_of, root_destroy};
+
+/* ---- a worker rank's link ---- */
+
+typedef struct worker_link {
+  wlink_t base;
+  MPI_Comm comm;
+  int root;
+  outbox out;
+} worker_link;
+
+static int wl_send(wlink_t *l, int tag, buf_t *msg) {
+  worker_link *w = (worker_link *)l;
+  outbox_send(&w->out, w->comm, w->root, tag, msg);
+  return 0;
+}
+
+static int wl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
+  worker_link *w = (worker_link *)l;
+  int from;
+  if (probe_recv(w->comm, w->root, wait, &w->out, &from, tag, msg)) return 1;
+  if (interrupt_pending()) {
+    snprintf(l->err, sizeof l->err, "interrupted");
+    return -1;
+  }
+  return 0;
+}
+
+static const wlink_ops worker_link_ops = {wl_send, wl_recv};
+
+/* ---- both ---- */
+
+static void stop_rank(MPI_Comm comm, int rank) {
+  buf_t m;
+  buf_init(&m);
+  wire_put_u32(&m, CTRL_STOP);
+  wire_put_f64(&m, 0);
+  MPI_Send(m.data, (int)m.len, MPI_BYTE, rank, TAG_CTRL, comm);
+  buf_free(&m);
+}
+
+executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, int num_workers,
+                             const exec_config *cfg, int run_ref, int kwargs_ref) {
+  int rank, size;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  if (size < 2)
+    luaL_error(L, "the mpicomm method needs at least 2 ranks (a root and a worker), and this communicator "
+                  "has 1: run it as 'mpirun -np 4 evaluator-lua script.lua', or use the serial, thread or process method");
+  if (root < 0 || root >= size) luaL_error(L, "root = %d is not a rank of the communicator (size %d)", root, size);
+  if (num_workers <= 0) num_workers = size - 1;
+  if (num_workers > size - 1)
+    luaL_error(L, "num_workers = %d, but the communicator has only %d ranks besides the root", num_workers, size - 1);
+  MPI_Comm dup;
+  MPI_Comm_dup(comm, &dup);
+  if (rank != root) {
+    worker_link wl;
+    memset(&wl, 0, sizeof wl);
+    wl.base.ops = &worker_link_ops;
+    wl.base.rank = rank;
+    wl.comm = dup;
+    wl.root = root;
+    int rc = worker_serve(L, g, &wl.base, run_ref, kwargs_ref);
+    outbox_drain(&wl.out, rc ? 0.5 : 5.0);
+    MPI_Comm_free(&dup);
+    if (rc) luaL_error(L, "%s", wl.base.err);
+    return NULL;
+  }
+  /* Ranks beyond num_workers serve nothing: release them now. */
+  for (int w = num_workers; w < size - 1; w++) stop_rank(dup, w < root ? w : w + 1);
+  root_link *r = xmalloc(sizeof *r);
+  memset(r, 0, sizeof *r);
+  r->base.ops = &root_link_ops;
+  r->base.nworkers = num_workers;
+  r->comm = dup;
+  r->root = root;
+  char err[256];
+  executor_t *ex = farm_new(&r->base, cfg, err, sizeof err);
+  if (!ex) luaL_error(L, "%s", err);
+  return ex;
+}

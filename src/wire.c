@@ -1,0 +1,245 @@
+/* wire.c: the binary encoding of Lua values (see wire.h). A value is a one-byte tag and a body;
+ * a table lists its 1..n sequence first, so the decoder can size the new table in one go. */
+#include "wire.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <lauxlib.h>
+
+enum { W_NIL = 'n', W_FALSE = 'f', W_TRUE = 't', W_INT = 'i', W_FLOAT = 'd', W_STR = 's', W_TABLE = 'T' };
+
+#define WIRE_MAX_DEPTH 200
+
+void wire_put_u32(buf_t *b, uint32_t v) { buf_add(b, &v, sizeof v); }
+void wire_put_u64(buf_t *b, uint64_t v) { buf_add(b, &v, sizeof v); }
+void wire_put_f64(buf_t *b, double v) { buf_add(b, &v, sizeof v); }
+
+void wire_put_bytes(buf_t *b, const char *s, size_t n) {
+  wire_put_u32(b, (uint32_t)n);
+  buf_add(b, s, n);
+}
+
+static int get_raw(const char **p, const char *end, void *v, size_t n) {
+  if ((size_t)(end - *p) < n) return -1;
+  memcpy(v, *p, n);
+  *p += n;
+  return 0;
+}
+
+int wire_get_u32(const char **p, const char *end, uint32_t *v) { return get_raw(p, end, v, sizeof *v); }
+int wire_get_u64(const char **p, const char *end, uint64_t *v) { return get_raw(p, end, v, sizeof *v); }
+int wire_get_f64(const char **p, const char *end, double *v) { return get_raw(p, end, v, sizeof *v); }
+
+int wire_get_bytes(const char **p, const char *end, const char **s, size_t *n) {
+  uint32_t len;
+  if (wire_get_u32(p, end, &len) || (size_t)(end - *p) < len) return -1;
+  *s = *p, *n = len;
+  *p += len;
+  return 0;
+}
+
+/* ---- encoding ---- */
+
+/* The path from the root value to the one being encoded, kept only to name it in errors. */
+typedef struct path {
+  const struct path *up;
+  lua_State *L;
+  int key; /* stack index of the key, 0 at the root */
+} path_t;
+
+typedef struct enc {
+  lua_State *L;
+  buf_t *b;
+  const char *name;
+  char *err;
+  size_t errlen;
+  int seen; /* stack index of the table of tables on the current path (cycle check) */
+} enc_t;
+
+static void path_render(const path_t *pt, const char *name, buf_t *out) {
+  if (!pt || !pt->key) {
+    buf_adds(out, name);
+    return;
+  }
+  path_render(pt->up, name, out);
+  lua_State *L = pt->L;
+  if (lua_type(L, pt->key) == LUA_TSTRING)
+    buf_addf(out, ".%s", lua_tostring(L, pt->key));
+  else if (lua_isinteger(L, pt->key))
+    buf_addf(out, "[%lld]", (long long)lua_tointeger(L, pt->key));
+  else
+    buf_addf(out, "[%s]", luaL_typename(L, pt->key));
+}
+
+static int enc_fail(enc_t *e, const path_t *pt, const char *what) {
+  buf_t where;
+  buf_init(&where);
+  path_render(pt, e->name, &where);
+  buf_addc(&where, '\0');
+  snprintf(e->err, e->errlen, "%s %s: only strings, numbers, booleans and tables of them can be sent",
+           where.data, what);
+  buf_free(&where);
+  return -1;
+}
+
+static int enc_value(enc_t *e, int idx, const path_t *pt, int depth);
+
+static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
+  lua_State *L = e->L;
+  if (depth > WIRE_MAX_DEPTH) return enc_fail(e, pt, "is nested too deeply");
+  if (!lua_checkstack(L, 8)) return enc_fail(e, pt, "is nested too deeply");
+  if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return enc_fail(e, pt, "is a cyclic table");
+  }
+  lua_pop(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawsetp(L, e->seen, lua_topointer(L, idx));
+
+  /* The sequence part 1..n first; the rest after, each once. */
+  uint32_t narr = 0, nrest = 0;
+  while (lua_rawgeti(L, idx, (lua_Integer)narr + 1) != LUA_TNIL) lua_pop(L, 1), narr++;
+  lua_pop(L, 1);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= (lua_Integer)narr)) nrest++;
+  }
+  buf_addc(e->b, W_TABLE);
+  wire_put_u32(e->b, narr);
+  wire_put_u32(e->b, nrest);
+  for (uint32_t i = 1; i <= narr; i++) {
+    lua_pushinteger(L, i);
+    path_t sub = {pt, L, lua_gettop(L)};
+    lua_rawgeti(L, idx, i);
+    int rc = enc_value(e, lua_gettop(L), &sub, depth + 1);
+    lua_pop(L, 2);
+    if (rc) return rc;
+  }
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int key = lua_gettop(L) - 1;
+    if (lua_isinteger(L, key) && lua_tointeger(L, key) >= 1 && lua_tointeger(L, key) <= (lua_Integer)narr) {
+      lua_pop(L, 1);
+      continue;
+    }
+    path_t sub = {pt, L, key};
+    if (enc_value(e, key, &sub, depth + 1) || enc_value(e, key + 1, &sub, depth + 1)) {
+      lua_pop(L, 2);
+      return -1;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  lua_rawsetp(L, e->seen, lua_topointer(L, idx));
+  return 0;
+}
+
+static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
+  lua_State *L = e->L;
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: buf_addc(e->b, W_NIL); return 0;
+    case LUA_TBOOLEAN: buf_addc(e->b, lua_toboolean(L, idx) ? W_TRUE : W_FALSE); return 0;
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) {
+        buf_addc(e->b, W_INT);
+        wire_put_u64(e->b, (uint64_t)lua_tointeger(L, idx));
+      } else {
+        buf_addc(e->b, W_FLOAT);
+        wire_put_f64(e->b, lua_tonumber(L, idx));
+      }
+      return 0;
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      if (n > UINT32_MAX) return enc_fail(e, pt, "is a string over 4 GiB");
+      buf_addc(e->b, W_STR);
+      wire_put_bytes(e->b, s, n);
+      return 0;
+    }
+    case LUA_TTABLE: return enc_table(e, idx, pt, depth);
+    default: {
+      char what[64];
+      snprintf(what, sizeof what, "is a %s", luaL_typename(L, idx));
+      return enc_fail(e, pt, what);
+    }
+  }
+}
+
+int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, size_t errlen) {
+  idx = lua_absindex(L, idx);
+  enc_t e = {L, b, name, err, errlen, 0};
+  if (lua_type(L, idx) != LUA_TTABLE) return enc_value(&e, idx, NULL, 0);
+  lua_newtable(L);
+  e.seen = lua_gettop(L);
+  path_t root = {NULL, L, 0};
+  int rc = enc_value(&e, idx, &root, 0);
+  lua_settop(L, e.seen - 1);
+  return rc;
+}
+
+/* ---- decoding ---- */
+
+static int dec_value(lua_State *L, const char **p, const char *end, int depth);
+
+static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
+  uint32_t narr, nrest;
+  if (depth > WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
+  /* Every element takes at least one byte: refuse counts the buffer cannot hold. */
+  if ((uint64_t)narr + 2 * (uint64_t)nrest > (uint64_t)(end - *p)) return -1;
+  if (!lua_checkstack(L, 4)) return -1;
+  lua_createtable(L, (int)narr, (int)nrest);
+  for (uint32_t i = 1; i <= narr; i++) {
+    if (dec_value(L, p, end, depth + 1)) goto fail;
+    lua_rawseti(L, -2, i);
+  }
+  for (uint32_t i = 0; i < nrest; i++) {
+    if (dec_value(L, p, end, depth + 1)) goto fail;
+    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
+      lua_pop(L, 1);
+      goto fail;
+    }
+    if (dec_value(L, p, end, depth + 1)) {
+      lua_pop(L, 1);
+      goto fail;
+    }
+    lua_rawset(L, -3);
+  }
+  return 0;
+fail:
+  lua_pop(L, 1);
+  return -1;
+}
+
+static int dec_value(lua_State *L, const char **p, const char *end, int depth) {
+  if (*p >= end) return -1;
+  char tag = *(*p)++;
+  switch (tag) {
+    case W_NIL: lua_pushnil(L); return 0;
+    case W_FALSE: lua_pushboolean(L, 0); return 0;
+    case W_TRUE: lua_pushboolean(L, 1); return 0;
+    case W_INT: {
+      uint64_t v;
+      if (wire_get_u64(p, end, &v)) return -1;
+      lua_pushinteger(L, (lua_Integer)v);
+      return 0;
+    }
+    case W_FLOAT: {
+      double v;
+      if (wire_get_f64(p, end, &v)) return -1;
+      lua_pushnumber(L, v);
+      return 0;
+    }
+    case W_STR: {
+      const char *s;
+      size_t n;
+      if (wire_get_bytes(p, end, &s, &n)) return -1;
+      lua_pushlstring(L, s, n);
+      return 0;
+    }
+    case W_TABLE: return dec_table(L, p, end, depth);
+    default: return -1;
+  }
+}
+
+int wire_decode(lua_State *L, const char **p, const char *end) { return dec_value(L, p, end, 0); }

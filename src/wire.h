@@ -1,0 +1,32 @@
+/* wire.h: the exact binary encoding of Lua values that crosses ranks, threads and processes.
+ * Integers stay integers, floats keep every bit, strings are bytes, tables keep their shape. */
+#ifndef EVL_WIRE_H
+#define EVL_WIRE_H
+
+#include <stdint.h>
+#include <lua.h>
+
+#include "buf.h"
+
+/* Append the value at stack index idx to b. name is how the value is called in errors
+ * ("parameters", "output"). Returns 0, or -1 with a message naming the offending key
+ * ("parameters.opt.f is a function: only strings, numbers, booleans and tables can be sent").
+ * On error b may hold a partial value: callers truncate it back. Never raises. */
+int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, size_t errlen);
+
+/* Push the value encoded at *p (not past end) and advance *p. Returns 0, or -1 on a malformed
+ * buffer, pushing nothing. Raises only on Lua memory errors. */
+int wire_decode(lua_State *L, const char **p, const char *end);
+
+/* Fixed-width fields of the message headers (host byte order: ranks of one job share an ABI). */
+void wire_put_u32(buf_t *b, uint32_t v);
+void wire_put_u64(buf_t *b, uint64_t v);
+void wire_put_f64(buf_t *b, double v);
+void wire_put_bytes(buf_t *b, const char *s, size_t n); /* u32 length, then the bytes */
+/* Readers return 0, or -1 when the field would run past end. */
+int wire_get_u32(const char **p, const char *end, uint32_t *v);
+int wire_get_u64(const char **p, const char *end, uint64_t *v);
+int wire_get_f64(const char **p, const char *end, double *v);
+int wire_get_bytes(const char **p, const char *end, const char **s, size_t *n);
+
+#endif

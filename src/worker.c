@@ -1,0 +1,233 @@
+/* worker.c: the serving loop (see worker.h). Results are batched when jobs are short and sent at
+ * once when they are long: a result waits at most FLUSH_AGE, and never behind a long job. */
+#include "worker.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <lauxlib.h>
+
+#include "runner.h"
+#include "wire.h"
+
+#define FLUSH_AGE 0.001   /* seconds a finished result may wait for company */
+#define FLUSH_COUNT 64    /* results per message at most */
+
+typedef struct pending_jobs {
+  buf_t data; /* concatenated JOBS bodies (after the header) */
+  size_t read;
+  uint32_t count;
+} pending_jobs;
+
+typedef struct wctx {
+  lua_State *L;
+  guard_t *g;
+  wlink_t *l;
+  int run_ref, kwargs_ref;
+  char *search_id;
+  job_limits lim;
+  pending_jobs q;
+  buf_t results;     /* body after the count */
+  uint32_t nresults;
+  double first_result, avg_job;
+  int stop;
+  buf_t msg;
+} wctx;
+
+static void flush_results(wctx *w) {
+  if (!w->nresults) return;
+  buf_t m;
+  buf_init(&m);
+  wire_put_u32(&m, w->nresults);
+  buf_add(&m, w->results.data, w->results.len);
+  w->l->ops->send(w->l, TAG_RESULTS, &m);
+  buf_free(&m);
+  w->results.len = 0;
+  w->nresults = 0;
+}
+
+static void add_result(wctx *w, uint32_t slot, double t0, double t1, const char *outcome, size_t len) {
+  if (!w->nresults) w->first_result = t1;
+  wire_put_u32(&w->results, slot);
+  wire_put_f64(&w->results, t0);
+  wire_put_f64(&w->results, t1);
+  wire_put_bytes(&w->results, outcome, len);
+  w->nresults++;
+}
+
+static void on_hello(wctx *w, const buf_t *m) {
+  const char *p = m->data, *end = p + m->len, *sid;
+  double root_now;
+  uint64_t mem;
+  size_t n;
+  if (wire_get_f64(&p, end, &root_now) || wire_get_f64(&p, end, &w->lim.job_timeout) ||
+      wire_get_u64(&p, end, &mem) || wire_get_bytes(&p, end, &sid, &n))
+    return;
+  w->lim.mem_limit = (size_t)mem;
+  free(w->search_id);
+  w->search_id = xmalloc(n + 1);
+  memcpy(w->search_id, sid, n);
+  w->search_id[n] = '\0';
+  buf_t r;
+  buf_init(&r);
+  wire_put_f64(&r, root_now);
+  wire_put_f64(&r, now_monotonic());
+  char host[256] = {0};
+  gethostname(host, sizeof host - 1);
+  uint64_t h = 1469598103934665603ull;
+  for (const char *c = host; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
+  wire_put_u64(&r, h);
+  w->l->ops->send(w->l, TAG_HELLO, &r);
+  buf_free(&r);
+}
+
+static void set_budget(wctx *w, double left) { w->lim.deadline = left < 0 ? 0 : now_monotonic() + left; }
+
+/* Every job still queued comes back cancelled, unrun. */
+static void cancel_queue(wctx *w) {
+  double now = now_monotonic();
+  static const char outcome[] = {(char)RUN_CANCELLED, 'j', 'o', 'b', ' ', 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd'};
+  buf_t out;
+  buf_init(&out);
+  buf_addc(&out, outcome[0]);
+  wire_put_bytes(&out, outcome + 1, sizeof outcome - 1);
+  while (w->q.count) {
+    const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
+    uint32_t slot;
+    uint64_t n;
+    if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n) || wire_decode(w->L, &p, end)) break;
+    lua_pop(w->L, 1);
+    w->q.read = (size_t)(p - w->q.data.data);
+    w->q.count--;
+    add_result(w, slot, now, now, out.data, out.len);
+  }
+  w->q.count = 0;
+  buf_free(&out);
+}
+
+/* A control message; returns the run_status the running job must stop with, if any. */
+static run_status on_ctrl(wctx *w, const buf_t *m) {
+  const char *p = m->data, *end = p + m->len;
+  uint32_t op;
+  double arg;
+  if (wire_get_u32(&p, end, &op) || wire_get_f64(&p, end, &arg)) return RUN_OK;
+  switch (op) {
+    case CTRL_STOP: w->stop = 1; return RUN_OK;
+    case CTRL_CANCEL_QUEUED: cancel_queue(w); return RUN_OK;
+    case CTRL_CANCEL_ALL: cancel_queue(w); return RUN_CANCELLED;
+    case CTRL_BUDGET:
+      set_budget(w, arg);
+      if (w->g->deadline == 0 || (w->lim.deadline > 0 && w->lim.deadline < w->g->deadline)) {
+        w->g->deadline = w->lim.deadline;
+        w->g->deadline_why = RUN_CANCELLED;
+      }
+      return RUN_OK;
+    default: return RUN_OK;
+  }
+}
+
+static void on_jobs(wctx *w, const buf_t *m) {
+  const char *p = m->data, *end = p + m->len;
+  uint32_t count;
+  double budget_left;
+  if (wire_get_u32(&p, end, &count) || wire_get_f64(&p, end, &budget_left)) return;
+  set_budget(w, budget_left);
+  if (w->q.count == 0) w->q.data.len = w->q.read = 0;
+  buf_add(&w->q.data, p, (size_t)(end - p));
+  w->q.count += count;
+}
+
+/* Take in one message; returns the stop reason it carries for a running job. */
+static run_status take(wctx *w, int tag) {
+  switch (tag) {
+    case TAG_HELLO: on_hello(w, &w->msg); return RUN_OK;
+    case TAG_JOBS: on_jobs(w, &w->msg); return RUN_OK;
+    case TAG_CTRL: return on_ctrl(w, &w->msg);
+    default: return RUN_OK;
+  }
+}
+
+/* While a job runs long: read what the root sent, and let finished results go. */
+static int poll_during_job(void *ud) {
+  wctx *w = ud;
+  flush_results(w);
+  int tag;
+  run_status why = RUN_OK;
+  while (!why && w->l->ops->recv(w->l, 0, &tag, &w->msg) == 1) why = take(w, tag);
+  return (int)why;
+}
+
+static void run_one(wctx *w) {
+  lua_State *L = w->L;
+  const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
+  uint32_t slot;
+  uint64_t n;
+  if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n)) {
+    w->q.count = 0;
+    return;
+  }
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->run_ref);
+  lua_createtable(L, 0, 3);
+  lua_pushfstring(L, "%s.%I", w->search_id ? w->search_id : "0", (lua_Integer)n);
+  lua_setfield(L, -2, "id");
+  if (wire_decode(L, &p, end)) {
+    lua_pop(L, 2);
+    w->q.count = 0;
+    return;
+  }
+  w->q.read = (size_t)(p - w->q.data.data);
+  w->q.count--;
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "parameters");
+  lua_setfield(L, -2, "args");
+  lua_rawgeti(L, LUA_REGISTRYINDEX, w->kwargs_ref);
+
+  double t0, t1;
+  run_status st = runner_call(L, w->g, &w->lim, &t0, &t1);
+  buf_t out;
+  buf_init(&out);
+  runner_encode_outcome(L, st, &out);
+  add_result(w, slot, t0, t1, out.data, out.len);
+  buf_free(&out);
+  double took = t1 - t0;
+  w->avg_job = 0.8 * w->avg_job + 0.2 * took;
+  /* Send now unless the next job is likely short enough for this result to wait for it. */
+  if (w->q.count == 0 || w->nresults >= FLUSH_COUNT || t1 + w->avg_job - w->first_result > FLUSH_AGE) flush_results(w);
+}
+
+int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_ref) {
+  wctx w;
+  memset(&w, 0, sizeof w);
+  w.L = L, w.g = g, w.l = l, w.run_ref = run_ref, w.kwargs_ref = kwargs_ref;
+  buf_init(&w.q.data);
+  buf_init(&w.results);
+  buf_init(&w.msg);
+  g->poll = poll_during_job;
+  g->poll_ud = &w;
+  int rc = 0;
+  while (!w.stop) {
+    int tag;
+    if (w.q.count) {
+      /* Between jobs, look for control messages without waiting. */
+      while (l->ops->recv(l, 0, &tag, &w.msg) == 1) take(&w, tag);
+      if (w.q.count) run_one(&w);
+      continue;
+    }
+    flush_results(&w);
+    int got = l->ops->recv(l, -1, &tag, &w.msg);
+    if (got < 0) {
+      snprintf(l->err + 0, sizeof l->err, "%s", l->err[0] ? l->err : "the link to the root failed");
+      rc = -1;
+      break;
+    }
+    if (got == 1) take(&w, tag);
+  }
+  flush_results(&w);
+  g->poll = NULL;
+  g->poll_ud = NULL;
+  free(w.search_id);
+  buf_free(&w.q.data);
+  buf_free(&w.results);
+  buf_free(&w.msg);
+  return rc;
+}
