@@ -98,9 +98,13 @@ static void add_row(doc *d, size_t first) {
   d->row[d->nrows++] = first;
 }
 
-static size_t row_len(const doc *d, size_t r) { return (r + 1 < d->nrows ? d->row[r + 1] : d->nf) - d->row[r]; }
+static size_t row_len(const doc *d, size_t r) {
+  return (r + 1 < d->nrows ? d->row[r + 1] : d->nf) - d->row[r];
+}
 
-static const char *field_ptr(const doc *d, size_t i) { return d->text.data ? d->text.data + d->f[i].off : ""; }
+static const char *field_ptr(const doc *d, size_t i) {
+  return d->text.data ? d->text.data + d->f[i].off : "";
+}
 
 /* Read one field starting at data[*pos] into d; returns whether it started with a quote. Like
  * Python's csv module, text after a closing quote is kept and an unterminated quote runs to the end:
@@ -404,7 +408,8 @@ static int check_old(appender *a, outcol *oc, size_t h) {
   qsort(oc, h, sizeof *oc, outcol_cmp);
   for (size_t j = 1; j < h; j++)
     if (oc[j].len == oc[j - 1].len && bytes_cmp(oc[j].name, oc[j].len, oc[j - 1].name, oc[j - 1].len) == 0)
-      return fail(a, "cannot widen \"%s\": its header names column \"%.*s\" twice", a->path, (int)oc[j].len, oc[j].name);
+      return fail(a, "cannot widen \"%s\": its header names column \"%.*s\" twice", a->path, (int)oc[j].len,
+                  oc[j].name);
   for (size_t r = 1; r < a->d.nrows; r++)
     if (row_len(&a->d, r) > h)
       return fail(a, "cannot widen \"%s\": record %zu has %zu fields but the header has %zu", a->path, r + 1,
@@ -467,7 +472,9 @@ static int rewrite(appender *a, outcol *oc, const long *newpos) {
   return rc;
 }
 
-static int name_cmp(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+static int name_cmp(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
 
 static int check_table(appender *a) {
   const csv_table *t = a->t;
@@ -476,7 +483,8 @@ static int check_table(appender *a) {
   for (size_t c = 0; c < t->ncols; c++) names[c] = t->cols[c];
   qsort(names, t->ncols, sizeof *names, name_cmp);
   for (size_t c = 1; c < t->ncols && !rc; c++)
-    if (strcmp(names[c], names[c - 1]) == 0) rc = fail(a, "cannot append to \"%s\": column \"%s\" given twice", a->path, names[c]);
+    if (strcmp(names[c], names[c - 1]) == 0)
+      rc = fail(a, "cannot append to \"%s\": column \"%s\" given twice", a->path, names[c]);
   free(names);
   return rc;
 }

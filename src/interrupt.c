@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <lauxlib.h>
 
@@ -78,7 +79,6 @@ int guard_raise(lua_State *L, guard_t *g, run_status why) {
 int guard_is_stop(lua_State *L, int idx) { return lua_touserdata(L, idx) == &stop_sentinel; }
 
 static void stop_hook(lua_State *L, lua_Debug *ar) {
-  (void)ar;
   guard_t *g = current;
   if (g && atomic_load(&g->running)) {
     run_status why = guard_check(g);
@@ -86,8 +86,14 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
     lua_sethook(L, NULL, 0, 0);
     return;
   }
+  /* Outside a job only Ctrl-C arms the hook: the driver sees an ordinary error it may catch. Not
+   * inside the evaluator module, though, which must not stop half way through handing jobs over:
+   * look again a little later. */
+  if (interrupted && lua_getinfo(L, "S", ar) && strncmp(ar->source, "@lua/evaluator/", 15) == 0) {
+    lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1000);
+    return;
+  }
   lua_sethook(L, NULL, 0, 0);
-  /* Outside a job only Ctrl-C arms the hook: the driver sees an ordinary error it may catch. */
   if (interrupted) luaL_error(L, "interrupted");
 }
 
@@ -105,9 +111,30 @@ void guard_begin(guard_t *g, double deadline, run_status deadline_why, size_t me
   atomic_store(&g->running, 1);
 }
 
+/* Kill what a stopped job spawned and collect it: no process, nor zombie, outlives the job. The
+ * process is a child subreaper (main.c), so the commands' own children come back to it too. */
+static void reap_groups(guard_t *g) {
+  int n = atomic_load(&g->ngroups);
+  for (int i = 0; i < n; i++)
+    if (g->groups[i] > 0) kill(-g->groups[i], SIGKILL);
+  double until = now_monotonic() + 0.5;
+  while (now_monotonic() < until) {
+    pid_t r = waitpid(-1, NULL, WNOHANG);
+    if (r > 0) continue;
+    if (r < 0) break; /* no children left */
+    int alive = 0;
+    for (int i = 0; i < n; i++)
+      if (g->groups[i] > 0 && kill(-g->groups[i], 0) == 0) alive = 1;
+    if (!alive) break;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
 run_status guard_end(guard_t *g) {
   atomic_store(&g->running, 0);
   lua_sethook(g->L, NULL, 0, 0);
+  if (g->raised || atomic_load(&g->cancel) || interrupted) reap_groups(g);
   run_status why = g->raised;
   if (!why && g->mem_hit) why = RUN_MEMORY;
   g->raised = RUN_OK;
@@ -133,6 +160,8 @@ void guard_add_group(guard_t *g, pid_t pgid) {
 }
 
 void guard_remove_group(guard_t *g, pid_t pgid) {
+  /* A stopped job keeps its groups: the command's own children may still be there to reap. */
+  if (g->raised || atomic_load(&g->cancel)) return;
   int n = atomic_load(&g->ngroups);
   for (int i = 0; i < n; i++)
     if (g->groups[i] == pgid) g->groups[i] = 0;

@@ -81,6 +81,7 @@ static int enc_fail(enc *e, const step *at, const char *fmt, ...) {
   /* Keep the end of a very long path, the part nearest the culprit, so the reason still fits. */
   size_t keep = p.len > 200 ? 200 : p.len;
   while (keep < p.len && keep > 0 && p.data[p.len - keep] != '[' && p.data[p.len - keep] != '.') keep--;
+  if (keep < p.len && keep > 0 && p.data[p.len - keep] == '.') keep--; /* "...b.c", not "....b.c" */
   snprintf(e->err, e->errlen, "value at \"%s%.*s\" %s", keep < p.len ? "..." : "", (int)keep,
            p.data + p.len - keep, what);
   buf_free(&p);
@@ -326,7 +327,8 @@ static int dec_fail(dec *d, const char *at, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(what, sizeof what, fmt, ap);
   va_end(ap);
-  if (d->err && d->errlen) snprintf(d->err, d->errlen, "invalid JSON at offset %zu: %s", (size_t)(at - d->s), what);
+  if (d->err && d->errlen)
+    snprintf(d->err, d->errlen, "invalid JSON at offset %zu: %s", (size_t)(at - d->s), what);
   return -1;
 }
 

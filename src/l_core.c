@@ -130,7 +130,9 @@ static void budget_check(lua_State *L, core_t *c) {
 }
 
 static void check_interrupt(lua_State *L) {
-  if (interrupt_pending()) luaL_error(L, "interrupted");
+  if (!interrupt_pending()) return;
+  lua_sethook(L, NULL, 0, 0); /* raised here, not again by the hook Ctrl-C armed */
+  luaL_error(L, "interrupted");
 }
 
 /* c:submit(list, want_jobs) */
@@ -206,14 +208,15 @@ static int core_submit(lua_State *L) {
   return want ? 1 : 0;
 }
 
-/* Gather into the list at x->results until `target` jobs came back, then take what else is ready. */
-static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target) {
+/* Gather into the list at x->results until `target` jobs came back, then take what else is ready.
+ * Raises "interrupted" on Ctrl-C unless closing (close must bring every job back). */
+static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target, int closing) {
   if (c->kind == K_SERIAL) {
     uint32_t slot;
     while (x->count < target && serial_next(c, &slot)) {
       budget_check(L, c);
-      serial_run_one(x, slot, c->budget_spent);
-      check_interrupt(L);
+      serial_run_one(x, slot, c->budget_spent || (closing && interrupt_pending()));
+      if (!closing) check_interrupt(L);
     }
     return;
   }
@@ -224,9 +227,24 @@ static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target)
     if (c->budget > 0 && !c->budget_spent && c->budget - now_monotonic() < wait) wait = c->budget - now_monotonic();
     int got = c->ex->ops->poll(c->ex, wait > 0 ? wait : 0, on_result, x);
     if (got < 0) luaL_error(L, "gather: %s", c->ex->err);
-    check_interrupt(L);
+    if (!closing) check_interrupt(L);
     if (x->count >= target && got == 0) return;
   }
+}
+
+/* Finished jobs gather into the core's ready list (user value 3), handed over only when the call
+ * returns: a job that came back while an error (Ctrl-C) unwound the call is returned by the next. */
+static collect_ctx ready_list(lua_State *L, core_t *c) {
+  lua_getiuservalue(L, 1, 3);
+  collect_ctx x = {L, c, lua_gettop(L), (lua_Integer)lua_rawlen(L, -1)};
+  return x;
+}
+
+static int hand_over(lua_State *L, const collect_ctx *x) {
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, 3);
+  lua_settop(L, x->results);
+  return 1;
 }
 
 /* c:collect("ALL" | "BATCH", size) -> list of finished jobs */
@@ -236,13 +254,11 @@ static int core_collect(lua_State *L) {
   lua_Integer size = luaL_optinteger(L, 3, 1);
   lua_settop(L, 3);
   with_pending(L);
-  lua_newtable(L);
-  collect_ctx x = {L, c, lua_gettop(L), 0};
-  lua_Integer outstanding = (lua_Integer)c->jobs.in_flight;
+  collect_ctx x = ready_list(L, c);
+  lua_Integer outstanding = (lua_Integer)c->jobs.in_flight + x.count;
   lua_Integer target = strcmp(mode, "ALL") == 0 ? outstanding : (size < outstanding ? size : outstanding);
-  if (target < 1) target = 0;
-  collect(L, c, &x, target);
-  return 1;
+  collect(L, c, &x, target, 0);
+  return hand_over(L, &x);
 }
 
 /* c:set_budget(seconds | nil) */
@@ -314,12 +330,12 @@ static int core_close(lua_State *L) {
   int wait = lua_toboolean(L, 2), cancel = lua_toboolean(L, 3);
   lua_settop(L, 3);
   with_pending(L);
-  lua_newtable(L);
-  if (c->closed) return 1;
-  collect_ctx x = {L, c, lua_gettop(L), 0};
+  collect_ctx x = ready_list(L, c);
+  if (c->closed) return hand_over(L, &x);
+  if (interrupt_pending()) wait = 0, cancel = 1; /* Ctrl-C: nothing is worth waiting for */
   if (c->kind == K_FARM) {
     if (cancel) c->ex->ops->cancel(c->ex, !wait);
-    if (wait || cancel) collect(L, c, &x, (lua_Integer)c->jobs.in_flight);
+    if (wait || cancel) collect(L, c, &x, (lua_Integer)c->jobs.in_flight + x.count, 1);
     c->ex->ops->shutdown(c->ex);
     c->ex->ops->destroy(c->ex);
     c->ex = NULL;
@@ -328,7 +344,7 @@ static int core_close(lua_State *L) {
     while (serial_next(c, &slot)) serial_run_one(&x, slot, cancel || !wait);
   }
   c->closed = 1;
-  return 1;
+  return hand_over(L, &x);
 }
 
 static int core_gc(lua_State *L) {
@@ -367,7 +383,7 @@ static int core_new(lua_State *L) {
   int kind = luaL_checkoption(L, -1, "serial", kinds);
   lua_pop(L, 1);
   runtime_t *rt = runtime_of(L);
-  core_t *c = lua_newuserdatauv(L, sizeof *c, 2);
+  core_t *c = lua_newuserdatauv(L, sizeof *c, 3);
   memset(c, 0, sizeof *c);
   c->run_ref = c->kwargs_ref = LUA_NOREF;
   luaL_setmetatable(L, CORE_MT);
@@ -376,6 +392,8 @@ static int core_new(lua_State *L) {
   lua_setiuservalue(L, self, 1);
   lua_newtable(L);
   lua_setiuservalue(L, self, 2);
+  lua_newtable(L);
+  lua_setiuservalue(L, self, 3);
   c->kind = kind == 0 ? K_SERIAL : kind == 4 ? K_CUSTOM : K_FARM;
   c->job_timeout = opt_number(L, 1, "job_timeout", 0);
   c->mem_limit = (size_t)opt_number(L, 1, "job_memory_limit", 0);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <mpi.h>
 #include <lauxlib.h>
 
@@ -83,11 +84,19 @@ static int close_open_evaluators(lua_State *L) {
   return lua_pcall(L, 0, 0, 0);
 }
 
+static int close_open_evaluators(lua_State *L);
+
+/* An uncaught error. Interrupted (Ctrl-C, SIGTERM), every rank got the signal: close what is open
+ * (it cancels every job at once), so all ranks end cleanly. Otherwise MPI_Abort ends them all. */
 static void die(lua_State *L, int rank, int size, const char *what) {
   const char *msg = lua_tostring(L, -1);
   fprintf(stderr, "evaluator-lua: rank %d: %s%s\n", rank, what, msg ? msg : "(error object is not a string)");
   fflush(NULL);
   int sig = interrupt_pending();
+  if (sig && close_open_evaluators(L) == LUA_OK) {
+    MPI_Finalize();
+    exit(128 + sig);
+  }
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, sig ? 128 + sig : 1);
   exit(sig ? 128 + sig : 1);
 }
@@ -99,6 +108,7 @@ int main(int argc, char **argv) {
   transport_init_world();
   int rank = transport_world_rank(), size = transport_world_size();
   interrupt_install_signal_handlers();
+  prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of a killed job's commands come back here to be reaped */
 
   runtime_t rt = {0};
   rt.script = argv[script];

@@ -80,9 +80,7 @@ static int wait_child(lua_State *L, pid_t pid) {
         last_check = now;
         run_status why = guard_check(g);
         if (why) {
-          kill(-pid, SIGKILL);
-          while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-          guard_remove_group(g, pid);
+          /* guard_raise kills the group; the job's end reaps it (interrupt.c). */
           guard_raise(L, g, why);
         }
       }

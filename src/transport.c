@@ -79,7 +79,7 @@ static void outbox_drain(outbox *o, double seconds) {
 }
 
 /* Probe for a message from `source` (or any) until `wait` seconds pass (wait < 0: until one comes
- * or the process is interrupted). Returns 1 with the message received into msg, else 0. */
+ * or the process is interrupted: then the caller decides how long to go on waiting). Returns 1 with the message received into msg, else 0. */
 static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *from, int *tag, buf_t *msg) {
   double until = wait < 0 ? 0 : now_monotonic() + wait;
   long nap = NAP_MIN_NS;
@@ -98,7 +98,7 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *fr
       *tag = st.MPI_TAG;
       return 1;
     }
-    if (wait == 0 || interrupt_pending()) return 0;
+    if (wait == 0 || (wait < 0 && interrupt_pending())) return 0;
     if (wait > 0 && now_monotonic() >= until) return 0;
     if (probes < SPIN_PROBES) continue;
     outbox_reap(o);
@@ -162,12 +162,7 @@ static int wl_send(wlink_t *l, int tag, buf_t *msg) {
 static int wl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
   worker_link *w = (worker_link *)l;
   int from;
-  if (probe_recv(w->comm, w->root, wait, &w->out, &from, tag, msg)) return 1;
-  if (interrupt_pending()) {
-    snprintf(l->err, sizeof l->err, "interrupted");
-    return -1;
-  }
-  return 0;
+  return probe_recv(w->comm, w->root, wait, &w->out, &from, tag, msg);
 }
 
 static const wlink_ops worker_link_ops = {wl_send, wl_recv};

@@ -12,6 +12,7 @@
 
 #define FLUSH_AGE 0.001   /* seconds a finished result may wait for company */
 #define FLUSH_COUNT 64    /* results per message at most */
+#define INTERRUPT_GRACE 10.0 /* seconds an interrupted worker waits for its root to say stop */
 
 typedef struct pending_jobs {
   buf_t data; /* concatenated JOBS bodies (after the header) */
@@ -205,6 +206,7 @@ int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_r
   g->poll = poll_during_job;
   g->poll_ud = &w;
   int rc = 0;
+  double interrupted_at = 0;
   while (!w.stop) {
     int tag;
     if (w.q.count) {
@@ -214,13 +216,21 @@ int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_r
       continue;
     }
     flush_results(&w);
-    int got = l->ops->recv(l, -1, &tag, &w.msg);
+    /* Interrupted (Ctrl-C, SIGTERM): jobs still come back cancelled, and the root, interrupted
+     * too, closes; a root that does not is given up on after a grace period. */
+    if (interrupt_pending() && !interrupted_at) interrupted_at = now_monotonic();
+    int got = l->ops->recv(l, interrupted_at ? 0.1 : -1, &tag, &w.msg);
     if (got < 0) {
-      snprintf(l->err + 0, sizeof l->err, "%s", l->err[0] ? l->err : "the link to the root failed");
+      if (!l->err[0]) snprintf(l->err, sizeof l->err, "the link to the root failed");
       rc = -1;
       break;
     }
     if (got == 1) take(&w, tag);
+    else if (interrupted_at && now_monotonic() - interrupted_at > INTERRUPT_GRACE) {
+      snprintf(l->err, sizeof l->err, "interrupted, and the root did not close the evaluator within %.0f s", INTERRUPT_GRACE);
+      rc = -1;
+      break;
+    }
   }
   flush_results(&w);
   g->poll = NULL;

@@ -48,7 +48,6 @@ end
 local function checked(f, ...)
   local ok, a, b = pcall(f, ...)
   if not ok then
-    if a == "interrupted" or (type(a) == "string" and a:find(": interrupted$")) then error("interrupted", user_level()) end
     fail((tostring(a):gsub("^[^\n:]*:%d+: ", "")))
   end
   return a, b
@@ -247,20 +246,20 @@ function Evaluator:submit(list)
   end
 end
 
--- What gather and close do with jobs that came back.
+-- What gather and close do with jobs that came back: every job is kept before any callback runs,
+-- so an error in a callback (or Ctrl-C) loses none of them.
 local function take_jobs(self, jobs)
-  local done = self.jobs_done
-  local n = #done
+  local done, n = self.jobs_done, #self.jobs_done
   local store = self._storage
-  local cbs = self._callbacks[1]
   for i = 1, #jobs do
-    local job = jobs[i]
-    done[n + i] = job
+    done[n + i] = jobs[i]
     if store then
-      store:_store_job(self.search_id, job)
-      self._own_ids[job.id] = true
+      store:_store_job(self.search_id, jobs[i])
+      self._own_ids[jobs[i].id] = true
     end
-    if cbs then call_hook(self, "on_done", job) end
+  end
+  if self._callbacks[1] then
+    for i = 1, #jobs do call_hook(self, "on_done", jobs[i]) end
   end
 end
 
