@@ -61,7 +61,8 @@ static uint32_t ring_pop(wstate *w) {
 static int depth(const farm_t *f) {
   if (f->avg_job < 0 || f->avg_job >= 0.1) return 1;
   double d = 1 + ceil(PIPELINE_SECONDS / (f->avg_job + 1e-7));
-  return d > MAX_DEPTH ? MAX_DEPTH : (int)d;
+  int max = f->link->max_depth ? f->link->max_depth : MAX_DEPTH;
+  return d > max ? max : (int)d;
 }
 
 /* ---- hand-out ---- */
@@ -314,6 +315,7 @@ executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t err
     int rc = link->ops->recv(link, 1.0, &wi, &tag, &f->msg);
     if (rc < 0 || interrupt_pending()) {
       snprintf(err, errlen, "%s", rc < 0 ? link->err : "interrupted");
+      farm_shutdown(&f->ex);
       farm_destroy(&f->ex);
       return NULL;
     }

@@ -119,13 +119,12 @@ static void reap_groups(guard_t *g) {
     if (g->groups[i] > 0) kill(-g->groups[i], SIGKILL);
   double until = now_monotonic() + 0.5;
   while (now_monotonic() < until) {
-    pid_t r = waitpid(-1, NULL, WNOHANG);
-    if (r > 0) continue;
-    if (r < 0) break; /* no children left */
     int alive = 0;
     for (int i = 0; i < n; i++)
       if (g->groups[i] > 0 && kill(-g->groups[i], 0) == 0) alive = 1;
     if (!alive) break;
+    for (int i = 0; i < n; i++)
+      if (g->groups[i] > 0) waitpid(-g->groups[i], NULL, WNOHANG);
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
   }
@@ -237,6 +236,13 @@ void guard_attach(guard_t *g) {
   g->next = guards;
   guards = g;
   pthread_mutex_unlock(&ticker_lock);
+}
+
+void guard_after_fork(guard_t *g) {
+  pthread_mutex_init(&ticker_lock, NULL);
+  guards = NULL;
+  ticker_started = 0;
+  guard_attach(g);
 }
 
 void guard_detach(guard_t *g) {

@@ -58,6 +58,8 @@ void *guard_alloc(void *ud, void *ptr, size_t osize, size_t nsize);
  * calling thread: ticks are delivered to it as a signal that arms the Lua hook. */
 void guard_attach(guard_t *g);
 void guard_detach(guard_t *g);
+/* In a child just forked: the ticker thread did not come along; start afresh with g alone. */
+void guard_after_fork(guard_t *g);
 
 /* Around one job on the owner thread. deadline is absolute monotonic (0 = none). */
 void guard_begin(guard_t *g, double deadline, run_status deadline_why, size_t mem_limit);

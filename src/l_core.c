@@ -11,11 +11,14 @@
 #include "buf.h"
 #include "jobs.h"
 #include "l_csv.h"
-#include "pools.h"
+#include "pool_process.h"
+#include "pool_thread.h"
 #include "runner.h"
 #include "runtime.h"
+#include "subprocess.h"
 #include "transport.h"
 #include "wire.h"
+#include "worker.h"
 
 #define CORE_MT "evaluator.Core"
 #define POLL_SLICE 0.05 /* seconds between checks of the budget and of Ctrl-C while waiting */
@@ -226,6 +229,7 @@ static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target,
     double wait = x->count >= target ? 0 : POLL_SLICE;
     if (c->budget > 0 && !c->budget_spent && c->budget - now_monotonic() < wait) wait = c->budget - now_monotonic();
     int got = c->ex->ops->poll(c->ex, wait > 0 ? wait : 0, on_result, x);
+    subprocess_reap_orphans();
     if (got < 0) luaL_error(L, "gather: %s", c->ex->err);
     if (!closing) check_interrupt(L);
     if (x->count >= target && got == 0) return;
@@ -373,6 +377,30 @@ static double opt_number(lua_State *L, int t, const char *k, double dflt) {
   return v;
 }
 
+/* A thread worker re-running the script: the create the root made serves; the others are skipped. */
+static int serve_in_thread(lua_State *L, runtime_t *rt, int kind) {
+  if (rt->creates != rt->serve_at || rt->served) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (kind != 2)
+    return luaL_error(L, "evaluator.create call number %d makes a thread pool on the root but not in this worker "
+                         "thread: the script must make the same create calls in every thread", rt->creates);
+  lua_getfield(L, 1, "run");
+  int run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_getfield(L, 1, "kwargs") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  int kwargs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  rt->served = 1;
+  int rc = worker_serve(L, &rt->guard, rt->worker_link, run_ref, kwargs_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, run_ref);
+  luaL_unref(L, LUA_REGISTRYINDEX, kwargs_ref);
+  if (rc) return luaL_error(L, "%s", rt->worker_link->err);
+  return runtime_worker_done(L);
+}
+
 /* core.new{kind=, run=, kwargs=, num_workers=, job_timeout=, job_memory_limit=, comm=, root=,
  *          search_id=, first_n=} -> core, or nil on a worker rank once its root closed */
 static int core_new(lua_State *L) {
@@ -383,6 +411,8 @@ static int core_new(lua_State *L) {
   int kind = luaL_checkoption(L, -1, "serial", kinds);
   lua_pop(L, 1);
   runtime_t *rt = runtime_of(L);
+  rt->creates++;
+  if (rt->worker_link) return serve_in_thread(L, rt, kind);
   core_t *c = lua_newuserdatauv(L, sizeof *c, 3);
   memset(c, 0, sizeof *c);
   c->run_ref = c->kwargs_ref = LUA_NOREF;
@@ -445,6 +475,12 @@ static int l_abort(lua_State *L) {
   return 0;
 }
 
+static int l_reap(lua_State *L) {
+  (void)L;
+  subprocess_reap_orphans();
+  return 0;
+}
+
 static int l_sleep(lua_State *L) {
   double s = luaL_checknumber(L, 1);
   if (s > 0) {
@@ -488,7 +524,7 @@ int luaopen_evaluator_core(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-      {"new", core_new}, {"abort", l_abort}, {"sleep", l_sleep}, {"wire_encode", l_wire_encode}, {"wire_decode", l_wire_decode},
+      {"new", core_new}, {"abort", l_abort}, {"sleep", l_sleep}, {"reap_orphans", l_reap}, {"wire_encode", l_wire_encode}, {"wire_decode", l_wire_decode},
       {"json_encode", l_json_encode}, {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {NULL, NULL}};
   luaL_newlib(L, fns);
   l_mpi_push(L);

@@ -31,6 +31,7 @@ typedef struct link_ops {
 struct link {
   const link_ops *ops;
   int nworkers;
+  int max_depth; /* jobs one worker may hold at once, 0 = as many as the farm likes */
   char err[256];
 };
 

@@ -9,6 +9,7 @@
 
 #include "interrupt.h"
 #include "runtime.h"
+#include "subprocess.h"
 #include "transport.h"
 #include "version.h"
 
@@ -109,6 +110,7 @@ int main(int argc, char **argv) {
   int rank = transport_world_rank(), size = transport_world_size();
   interrupt_install_signal_handlers();
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of a killed job's commands come back here to be reaped */
+  subprocess_init();
 
   runtime_t rt = {0};
   rt.script = argv[script];
@@ -116,7 +118,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "evaluator-lua: cannot create a Lua state: out of memory\n");
     MPI_Abort(MPI_COMM_WORLD, 1);
   }
-  runtime_set_args(&rt, argc, argv, script);
+  runtime_save_args(argc, argv, script);
+  runtime_set_args(&rt);
   if (load_everywhere(&rt, rank, size)) {
     runtime_close(&rt);
     MPI_Finalize();

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "subprocess.h"
 #include "wire.h"
 
 static int stack_depth(lua_State *L) {
@@ -71,6 +72,7 @@ run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *
   run_status stopped = guard_check(g);
   int rc = stopped ? LUA_OK : lua_pcall(L, 2, 1, base);
   run_status ended = guard_end(g);
+  subprocess_reap_orphans();
   *t_start = start;
   *t_end = now_monotonic();
   if (stopped) {

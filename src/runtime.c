@@ -66,19 +66,33 @@ void runtime_close(runtime_t *rt) {
   rt->L = NULL;
 }
 
-void runtime_set_args(runtime_t *rt, int argc, char **argv, int script_index) {
+static int saved_argc, saved_script;
+static char **saved_argv;
+static char worker_done; /* its address is the error value that unwinds a worker's script */
+
+void runtime_save_args(int argc, char **argv, int script_index) {
+  saved_argc = argc, saved_argv = argv, saved_script = script_index;
+}
+
+void runtime_set_args(runtime_t *rt) {
   lua_State *L = rt->L;
-  lua_createtable(L, argc - script_index - 1, script_index + 1);
-  for (int i = 0; i < argc; i++) {
-    lua_pushstring(L, argv[i]);
-    lua_rawseti(L, -2, i - script_index);
+  lua_createtable(L, saved_argc - saved_script - 1, saved_script + 1);
+  for (int i = 0; i < saved_argc; i++) {
+    lua_pushstring(L, saved_argv[i]);
+    lua_rawseti(L, -2, i - saved_script);
   }
   lua_setglobal(L, "arg");
+}
+
+int runtime_worker_done(lua_State *L) {
+  lua_pushlightuserdata(L, &worker_done);
+  return lua_error(L);
 }
 
 int runtime_load(runtime_t *rt) { return luaL_loadfile(rt->L, rt->script); }
 
 static int traceback(lua_State *L) {
+  if (lua_touserdata(L, 1) == &worker_done) return 1;
   const char *msg = lua_tostring(L, 1);
   if (!msg) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
@@ -104,5 +118,9 @@ int runtime_run(runtime_t *rt) {
   lua_insert(L, chunk);
   int rc = lua_pcall(L, nargs, 0, chunk);
   lua_remove(L, chunk);
+  if (rc != LUA_OK && lua_touserdata(L, -1) == &worker_done) {
+    lua_pop(L, 1);
+    rc = LUA_OK;
+  }
   return rc;
 }

@@ -7,20 +7,30 @@
 
 #include "interrupt.h"
 
+struct wlink;
+
 typedef struct runtime {
   lua_State *L;
   guard_t guard;
-  const char *script;   /* path as given */
-  int worker_mode;      /* a thread/process worker re-running the script (see pool_thread.c) */
+  const char *script;      /* path as given */
+  int creates;             /* evaluator.create calls so far in this state */
+  /* A thread pool's worker re-running the script: at its serve_at-th create it serves jobs over
+   * worker_link, then unwinds the script (runtime_worker_done). */
+  struct wlink *worker_link;
+  int serve_at, served;
 } runtime_t;
 
 /* A new state with everything loaded; returns 0, or -1 if no memory. */
 int runtime_open(runtime_t *rt);
 void runtime_close(runtime_t *rt);
 
-/* Set the global `arg` as lua.c does: arg[0] = script, arg[1..] = its arguments, arg[-k] = what
- * came before it on the command line. */
-void runtime_set_args(runtime_t *rt, int argc, char **argv, int script_index);
+/* Remember the command line (once, in main), then set the global `arg` in rt as lua.c does:
+ * arg[0] = script, arg[1..] = its arguments, arg[-k] = what came before it. */
+void runtime_save_args(int argc, char **argv, int script_index);
+void runtime_set_args(runtime_t *rt);
+
+/* Unwind a worker's script once it has served (raises a value runtime_run reports as LUA_OK). */
+int runtime_worker_done(lua_State *L);
 
 /* Load the script (LUA_OK, or an error with "file:line: message" on the stack). */
 int runtime_load(runtime_t *rt);

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -17,6 +18,60 @@
 #include "interrupt.h"
 
 extern char **environ;
+
+/* Children that os.execute or io.popen will wait for themselves. */
+#define MAX_OWNED 1024
+static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t owned[MAX_OWNED];
+static volatile sig_atomic_t child_ended;
+
+static void own(pid_t pid, int add) {
+  pthread_mutex_lock(&owned_lock);
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned[i] == (add ? 0 : pid)) {
+      owned[i] = add ? pid : 0;
+      break;
+    }
+  pthread_mutex_unlock(&owned_lock);
+}
+
+static int is_owned(pid_t pid) {
+  int found = 0;
+  pthread_mutex_lock(&owned_lock);
+  for (int i = 0; i < MAX_OWNED && !found; i++) found = owned[i] == pid;
+  pthread_mutex_unlock(&owned_lock);
+  return found;
+}
+
+static void on_sigchld(int sig) {
+  (void)sig;
+  child_ended = 1;
+}
+
+void subprocess_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_sigchld;
+  sa.sa_flags = SA_RESTART | SA_NOCLDSTOP;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGCHLD, &sa, NULL);
+}
+
+void subprocess_reap_orphans(void) {
+  if (!child_ended) return;
+  child_ended = 0;
+  for (;;) {
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    /* Peek first (WNOWAIT): a child someone waits for must keep its exit status. */
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) return;
+    if (is_owned(si.si_pid)) {
+      child_ended = 1; /* try again later, once its owner has it */
+      return;
+    }
+    waitpid(si.si_pid, NULL, WNOHANG);
+  }
+}
 
 typedef struct popen_stream {
   luaL_Stream s; /* first: the io library sees a luaL_Stream */
@@ -51,6 +106,7 @@ static pid_t spawn_shell(const char *cmd, int pipe_fd, int child_fileno, int clo
     errno = rc;
     return -1;
   }
+  own(pid, 1);
   guard_t *g = guard_current();
   if (g && atomic_load(&g->running)) guard_add_group(g, pid);
   return pid;
@@ -66,12 +122,14 @@ static int wait_child(lua_State *L, pid_t pid) {
     int status;
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) {
+      own(pid, 0);
       if (g) guard_remove_group(g, pid);
       return r == pid ? status : -1;
     }
     if (!(g && atomic_load(&g->running)) && interrupt_pending()) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+      own(pid, 0);
       return luaL_error(L, "interrupted");
     }
     if (g && atomic_load(&g->running)) {
@@ -81,6 +139,7 @@ static int wait_child(lua_State *L, pid_t pid) {
         run_status why = guard_check(g);
         if (why) {
           /* guard_raise kills the group; the job's end reaps it (interrupt.c). */
+          own(pid, 0);
           guard_raise(L, g, why);
         }
       }

@@ -8,4 +8,10 @@
 /* Replace os.execute and io.popen in L (after the standard libraries are open). */
 void spawn_install(lua_State *L);
 
+/* The process is a child subreaper (main.c): commands' orphans come back to it when they end.
+ * Reap those zombies, and only those: a child some os.execute or io.popen still waits for is left
+ * alone. Cheap when nothing ended (one flag read). */
+void subprocess_reap_orphans(void);
+void subprocess_init(void);
+
 #endif

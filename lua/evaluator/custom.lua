@@ -55,6 +55,7 @@ function M.gather(self, type_, size)
   repeat
     local left = self._core:time_left()
     round(self, finished, left and left <= 0 and "CANCELLED" or nil)
+    core.reap_orphans()
     if #finished < target then core.sleep(NAP) end
   until #finished >= target
   return finished

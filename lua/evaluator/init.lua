@@ -48,7 +48,8 @@ end
 local function checked(f, ...)
   local ok, a, b = pcall(f, ...)
   if not ok then
-    fail((tostring(a):gsub("^[^\n:]*:%d+: ", "")))
+    if type(a) ~= "string" then error(a, 0) end -- not a message: the runtime's own (a worker's end)
+    fail((a:gsub("^[^\n:]*:%d+: ", "")))
   end
   return a, b
 end

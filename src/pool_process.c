@@ -1,0 +1,287 @@
+/* pool_process.c: the process method (see pool_process.h). Each child talks to the root over a
+ * socketpair, messages framed as u32 tag, u32 length, bytes. The children never call MPI and end
+ * with _exit: what they inherited from the root (MPI, open files, evaluators) stays the root's. */
+#include "pool_process.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "farm.h"
+#include "link.h"
+#include "wire.h"
+#include "worker.h"
+
+typedef struct child {
+  pid_t pid;
+  int fd;
+  buf_t out; /* framed messages not yet written */
+  size_t out_done;
+  buf_t in;  /* bytes read, not yet a whole message */
+} child_t;
+
+typedef struct ppool {
+  link_t base;
+  child_t *kids;
+  lua_State *L;
+  guard_t *g;
+  int run_ref, kwargs_ref;
+} ppool;
+
+/* ---- framing ---- */
+
+static void frame(buf_t *out, int tag, const buf_t *msg) {
+  wire_put_u32(out, (uint32_t)tag);
+  wire_put_u32(out, (uint32_t)msg->len);
+  buf_add(out, msg->data, msg->len);
+}
+
+/* A whole message at the front of in: moves it to msg and returns 1. */
+static int unframe(buf_t *in, int *tag, buf_t *msg) {
+  const char *p = in->data, *end = p + in->len;
+  uint32_t t, n;
+  if (wire_get_u32(&p, end, &t) || wire_get_u32(&p, end, &n) || (size_t)(end - p) < n) return 0;
+  msg->len = 0;
+  buf_add(msg, p, n);
+  *tag = (int)t;
+  size_t used = 8 + n;
+  memmove(in->data, in->data + used, in->len - used);
+  in->len -= used;
+  return 1;
+}
+
+static int write_all(int fd, const char *p, size_t n) {
+  while (n) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return -1;
+    p += k, n -= (size_t)k;
+  }
+  return 0;
+}
+
+/* ---- the child ---- */
+
+typedef struct child_link {
+  wlink_t base;
+  int fd;
+  buf_t in;
+} child_link;
+
+static int cl_send(wlink_t *l, int tag, buf_t *msg) {
+  child_link *c = (child_link *)l;
+  buf_t out;
+  buf_init(&out);
+  frame(&out, tag, msg);
+  int rc = write_all(c->fd, out.data, out.len);
+  buf_free(&out);
+  msg->len = 0;
+  return rc;
+}
+
+static int cl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
+  child_link *c = (child_link *)l;
+  for (;;) {
+    if (unframe(&c->in, tag, msg)) return 1;
+    int ms = wait < 0 ? (interrupt_pending() ? 0 : 100) : (int)(wait * 1000);
+    struct pollfd pfd = {c->fd, POLLIN, 0};
+    int r = poll(&pfd, 1, ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return 0;
+    ssize_t k = read(c->fd, buf_reserve(&c->in, 65536), 65536);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      snprintf(l->err, sizeof l->err, "the root is gone");
+      return -1;
+    }
+    c->in.len += (size_t)k;
+  }
+}
+
+static const wlink_ops child_link_ops = {cl_send, cl_recv};
+
+static void child_main(ppool *p, int w, int fd) {
+  for (int i = 0; i < p->base.nworkers; i++)
+    if (i != w && p->kids[i].fd >= 0) close(p->kids[i].fd);
+  guard_after_fork(p->g);
+  child_link c;
+  memset(&c, 0, sizeof c);
+  c.base.ops = &child_link_ops;
+  c.base.rank = w + 1;
+  c.fd = fd;
+  buf_init(&c.in);
+  int rc = worker_serve(p->L, p->g, &c.base, p->run_ref, p->kwargs_ref);
+  fflush(NULL);
+  _exit(rc ? 1 : 0);
+}
+
+/* ---- the root ---- */
+
+static int spawn_child(ppool *p, int w) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -1;
+  fflush(NULL); /* nothing buffered is written twice */
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(sv[0]), close(sv[1]);
+    return -1;
+  }
+  if (pid == 0) {
+    close(sv[0]);
+    child_main(p, w, sv[1]);
+  }
+  close(sv[1]);
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  child_t *k = &p->kids[w];
+  k->pid = pid;
+  k->fd = sv[0];
+  k->out.len = k->out_done = 0;
+  k->in.len = 0;
+  return 0;
+}
+
+static void flush_out(child_t *k) {
+  while (k->out_done < k->out.len) {
+    ssize_t n = write(k->fd, k->out.data + k->out_done, k->out.len - k->out_done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return; /* full (or broken: the read side finds out) */
+    k->out_done += (size_t)n;
+  }
+  k->out.len = k->out_done = 0;
+}
+
+static int pp_send(link_t *l, int w, int tag, buf_t *msg) {
+  child_t *k = &((ppool *)l)->kids[w];
+  frame(&k->out, tag, msg);
+  msg->len = 0;
+  flush_out(k);
+  return 0;
+}
+
+/* The child w is gone: say how, and put a new one in its place. */
+static void on_child_death(ppool *p, int w, int *tag, buf_t *msg) {
+  child_t *k = &p->kids[w];
+  int status = 0;
+  close(k->fd);
+  k->fd = -1;
+  kill(k->pid, SIGKILL);
+  while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {}
+  msg->len = 0;
+  if (WIFSIGNALED(status))
+    buf_addf(msg, "worker process %d (pid %d) died in this job: killed by signal %d (%s)", w + 1, (int)k->pid,
+             WTERMSIG(status), strsignal(WTERMSIG(status)));
+  else
+    buf_addf(msg, "worker process %d (pid %d) died in this job: it exited with status %d (os.exit?)", w + 1,
+             (int)k->pid, WIFEXITED(status) ? WEXITSTATUS(status) : status);
+  *tag = TAG_DEAD;
+  if (spawn_child(p, w) < 0) k->pid = -1;
+}
+
+static int pp_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
+  ppool *p = (ppool *)l;
+  int n = l->nworkers;
+  double until = now_monotonic() + (wait > 0 ? wait : 0);
+  struct pollfd *pfd = xmalloc((size_t)n * sizeof *pfd);
+  int rc = 0;
+  for (;;) {
+    for (int i = 0; i < n; i++)
+      if (p->kids[i].fd >= 0 && unframe(&p->kids[i].in, tag, msg)) {
+        *w = i, rc = 1;
+        goto out;
+      }
+    for (int i = 0; i < n; i++) {
+      pfd[i].fd = p->kids[i].fd;
+      pfd[i].events = POLLIN | (p->kids[i].out.len > p->kids[i].out_done ? POLLOUT : 0);
+      pfd[i].revents = 0;
+    }
+    double left = until - now_monotonic();
+    int r = poll(pfd, (nfds_t)n, left > 0 ? (int)(left * 1000) + 1 : 0);
+    if (r < 0 && errno != EINTR) break;
+    for (int i = 0; i < n && r > 0; i++) {
+      if (pfd[i].revents & POLLOUT) flush_out(&p->kids[i]);
+      if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t k = read(p->kids[i].fd, buf_reserve(&p->kids[i].in, 65536), 65536);
+      if (k > 0) p->kids[i].in.len += (size_t)k;
+      else if (k == 0 || errno != EAGAIN) {
+        on_child_death(p, i, tag, msg);
+        *w = i, rc = 1;
+        goto out;
+      }
+    }
+    if (r <= 0 && (now_monotonic() >= until || interrupt_pending())) break;
+  }
+out:
+  free(pfd);
+  return rc;
+}
+
+static int pp_rank_of(link_t *l, int w) {
+  (void)l;
+  return w + 1;
+}
+
+static void pp_destroy(link_t *l) {
+  ppool *p = (ppool *)l;
+  double until = now_monotonic() + 1.0;
+  for (int i = 0; i < l->nworkers; i++) {
+    child_t *k = &p->kids[i];
+    if (k->fd >= 0) {
+      fcntl(k->fd, F_SETFL, fcntl(k->fd, F_GETFL) & ~O_NONBLOCK);
+      write_all(k->fd, k->out.data + k->out_done, k->out.len - k->out_done);
+      close(k->fd);
+    }
+  }
+  /* The children stop on the root's word (or their socket closing); one that does not is killed. */
+  for (int i = 0; i < l->nworkers; i++) {
+    child_t *k = &p->kids[i];
+    if (k->pid <= 0) continue;
+    while (waitpid(k->pid, NULL, WNOHANG) == 0) {
+      if (now_monotonic() > until) {
+        kill(k->pid, SIGKILL);
+        waitpid(k->pid, NULL, 0);
+        break;
+      }
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+    buf_free(&k->out);
+    buf_free(&k->in);
+  }
+  free(p->kids);
+  free(p);
+}
+
+static const link_ops process_link_ops = {pp_send, pp_recv, pp_rank_of, pp_destroy};
+
+executor_t *pool_process_new(lua_State *L, guard_t *g, int num_workers, const exec_config *cfg, int run_ref,
+                             int kwargs_ref, char *err, size_t errlen) {
+  if (num_workers <= 0) num_workers = 1;
+  ppool *p = xmalloc(sizeof *p);
+  memset(p, 0, sizeof *p);
+  p->base.ops = &process_link_ops;
+  p->base.nworkers = num_workers;
+  p->base.max_depth = 1; /* a crash then takes one job with it, not a prefetched batch */
+  p->L = L, p->g = g, p->run_ref = run_ref, p->kwargs_ref = kwargs_ref;
+  p->kids = xmalloc((size_t)num_workers * sizeof *p->kids);
+  for (int i = 0; i < num_workers; i++) {
+    p->kids[i].fd = -1;
+    p->kids[i].pid = -1;
+    buf_init(&p->kids[i].out);
+    buf_init(&p->kids[i].in);
+  }
+  for (int i = 0; i < num_workers; i++)
+    if (spawn_child(p, i) < 0) {
+      snprintf(err, errlen, "cannot start worker process %d: %s", i + 1, strerror(errno));
+      p->base.nworkers = i;
+      pp_destroy(&p->base);
+      return NULL;
+    }
+  return farm_new(&p->base, cfg, err, errlen);
+}
