@@ -7,17 +7,18 @@ CC = mpicc
 LUA ?= lua5.4
 SAN ?=
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Isrc -Ibuild $(shell pkg-config --cflags lua5.4) $(SAN)
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Isrc -I$(BUILD) $(shell pkg-config --cflags lua5.4) $(SAN)
 LDLIBS = $(shell pkg-config --libs lua5.4) -llua5.4-cjson -lm -pthread $(SAN)
 
+BUILD ?= build
 SRCS = $(wildcard src/*.c)
-OBJS = $(patsubst src/%.c,build/%.o,$(SRCS)) build/embedded.o
+OBJS = $(patsubst src/%.c,$(BUILD)/%.o,$(SRCS)) $(BUILD)/embedded.o
 LUA_MODULES = $(wildcard lua/evaluator/*.lua)
-BIN = build/evaluator-lua
+BIN = $(BUILD)/evaluator-lua
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all install test demo bench clean deps
+.PHONY: all install test demo bench clean deps san
 all: $(BIN)
 
 deps:
@@ -26,17 +27,21 @@ deps:
 $(BIN): $(OBJS)
 	$(CC) -o $@ $(OBJS) $(LDLIBS)
 
-build/%.o: src/%.c $(wildcard src/*.h) | build
+$(BUILD)/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-build/embedded.c: $(LUA_MODULES) scripts/embed.lua | build
+$(BUILD)/embedded.c: $(LUA_MODULES) scripts/embed.lua | $(BUILD)
 	$(LUA) scripts/embed.lua $@ lua $(LUA_MODULES)
 
-build/embedded.o: build/embedded.c src/embedded.h
+$(BUILD)/embedded.o: $(BUILD)/embedded.c src/embedded.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-build:
-	mkdir -p build
+$(BUILD):
+	mkdir -p $(BUILD)
+
+# The same binary under AddressSanitizer and UndefinedBehaviorSanitizer, in build-san/.
+san:
+	@$(MAKE) --no-print-directory BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
 
 install: $(BIN)
 	install -d $(PREFIX)/bin $(PREFIX)/share/evaluator-lua/examples
@@ -57,4 +62,4 @@ bench: deps
 	@bash bench/run.sh
 
 clean:
-	rm -rf build results.csv
+	rm -rf build build-san results.csv

@@ -60,11 +60,16 @@ void buf_addc(buf_t *b, char c) {
 void buf_adds(buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
 
 void buf_addf(buf_t *b, const char *fmt, ...) {
+  char small[256];
   va_list ap;
   va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
   if (n < 0) return;
+  if ((size_t)n < sizeof small) {
+    buf_add(b, small, (size_t)n);
+    return;
+  }
   char *p = buf_reserve(b, (size_t)n + 1);
   va_start(ap, fmt);
   vsnprintf(p, (size_t)n + 1, fmt, ap);
