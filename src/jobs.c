@@ -53,6 +53,18 @@ void jobs_release(jobs_t *J, uint32_t slot) {
   J->gathered++;
 }
 
+/* "<search_id>.<n>", without lua_pushfstring's generality: this is on every job's path. */
+void jobs_push_id(lua_State *L, const char *search_id, uint64_t n) {
+  char buf[160], digits[24];
+  size_t len = strlen(search_id), k = 0;
+  if (len > sizeof buf - 24) len = sizeof buf - 24;
+  memcpy(buf, search_id, len);
+  buf[len++] = '.';
+  do digits[k++] = (char)('0' + n % 10); while ((n /= 10));
+  while (k) buf[len++] = digits[--k];
+  lua_pushlstring(L, buf, len);
+}
+
 static int is_finite_number(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TNUMBER && (lua_isinteger(L, idx) || isfinite(lua_tonumber(L, idx)));
 }

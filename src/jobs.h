@@ -30,6 +30,9 @@ uint32_t jobs_add(jobs_t *J, double now);
 /* Give the slot back once its job is gathered. */
 void jobs_release(jobs_t *J, uint32_t slot);
 
+/* Push the job id "<search_id>.<n>". */
+void jobs_push_id(lua_State *L, const char *search_id, uint64_t n);
+
 /* Complete the job table at job_idx from what the run function gave (the value at out_idx: the
  * output when st is RUN_OK, else a message). Sets output, objective, metadata (user metadata,
  * timestamps relative to t0 in order, rank, error) and status. Timestamps are monotonic seconds

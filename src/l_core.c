@@ -182,7 +182,7 @@ static int core_submit(lua_State *L) {
     uint32_t slot = jobs_add(&c->jobs, now);
     uint64_t num = c->jobs.recs[slot].n;
     lua_createtable(L, 0, 8);
-    lua_pushfstring(L, "%s.%I", c->search_id, (lua_Integer)num);
+    jobs_push_id(L, c->search_id, num);
     lua_setfield(L, -2, "id");
     lua_rawgeti(L, 3, i);
     lua_pushvalue(L, -1);

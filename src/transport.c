@@ -12,9 +12,10 @@
 #include "worker.h"
 #include "wire.h"
 
-#define NAP_MIN_NS 20000L    /* first nap after a short spin */
+#define NAP_MIN_NS 20000L    /* first nap after the spin */
 #define NAP_MAX_NS 1000000L  /* longest nap: the worst added latency of an idle wait */
-#define SPIN_PROBES 64
+#define SPIN_MIN 200e-6      /* seconds of probing before the first nap... */
+#define SPIN_MAX 1e-3        /* ...up to this when messages have been coming that fast */
 
 static int world_rank, world_size;
 
@@ -31,6 +32,7 @@ typedef struct outbox {
   MPI_Request *reqs;
   buf_t *bufs;
   int n, cap;
+  double usual_wait; /* moving average of how long a message took to come: how long to spin */
 } outbox;
 
 static void outbox_reap(outbox *o) {
@@ -81,9 +83,13 @@ static void outbox_drain(outbox *o, double seconds) {
 /* Probe for a message from `source` (or any) until `wait` seconds pass (wait < 0: until one comes
  * or the process is interrupted: then the caller decides how long to go on waiting). Returns 1 with the message received into msg, else 0. */
 static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *from, int *tag, buf_t *msg) {
-  double until = wait < 0 ? 0 : now_monotonic() + wait;
+  double start = now_monotonic(), until = wait < 0 ? 0 : start + wait;
+  /* Spin while a message is likely soon (the recent waits were short); nap once it is not, so an
+   * idle rank leaves its core to the ranks that work. */
+  double spin = o->usual_wait < SPIN_MAX / 3 ? 3 * o->usual_wait : SPIN_MIN;
+  if (spin < SPIN_MIN) spin = SPIN_MIN;
   long nap = NAP_MIN_NS;
-  for (int probes = 0;; probes++) {
+  for (;;) {
     int flag = 0;
     MPI_Status st;
     MPI_Iprobe(source, MPI_ANY_TAG, comm, &flag, &st);
@@ -96,11 +102,13 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *fr
       msg->len = (size_t)count;
       *from = st.MPI_SOURCE;
       *tag = st.MPI_TAG;
+      if (wait != 0) o->usual_wait = 0.8 * o->usual_wait + 0.2 * (now_monotonic() - start);
       return 1;
     }
     if (wait == 0 || (wait < 0 && interrupt_pending())) return 0;
-    if (wait > 0 && now_monotonic() >= until) return 0;
-    if (probes < SPIN_PROBES) continue;
+    double now = now_monotonic();
+    if (wait > 0 && now >= until) return 0;
+    if (now - start < spin) continue;
     outbox_reap(o);
     struct timespec ts = {0, nap};
     nanosleep(&ts, NULL);

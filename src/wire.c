@@ -9,6 +9,7 @@
 enum { W_NIL = 'n', W_FALSE = 'f', W_TRUE = 't', W_INT = 'i', W_FLOAT = 'd', W_STR = 's', W_TABLE = 'T' };
 
 #define WIRE_MAX_DEPTH 200
+#define WIRE_FAST_DEPTH 16 /* deeper than this, encoding starts again with a cycle check */
 
 void wire_put_u32(buf_t *b, uint32_t v) { buf_add(b, &v, sizeof v); }
 void wire_put_u64(buf_t *b, uint64_t v) { buf_add(b, &v, sizeof v); }
@@ -84,31 +85,33 @@ static int enc_fail(enc_t *e, const path_t *pt, const char *what) {
 
 static int enc_value(enc_t *e, int idx, const path_t *pt, int depth);
 
+/* Returned by the fast pass (no cycle check) when a value is deeper than WIRE_FAST_DEPTH. */
+#define TOO_DEEP_FOR_FAST (-2)
+
 static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
   lua_State *L = e->L;
+  if (!e->seen && depth > WIRE_FAST_DEPTH) return TOO_DEEP_FOR_FAST;
   if (depth > WIRE_MAX_DEPTH) return enc_fail(e, pt, "is nested too deeply");
   if (!lua_checkstack(L, 8)) return enc_fail(e, pt, "is nested too deeply");
-  if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL) {
+  if (e->seen) {
+    if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL) {
+      lua_pop(L, 1);
+      return enc_fail(e, pt, "is a cyclic table");
+    }
     lua_pop(L, 1);
-    return enc_fail(e, pt, "is a cyclic table");
+    lua_pushboolean(L, 1);
+    lua_rawsetp(L, e->seen, lua_topointer(L, idx));
   }
-  lua_pop(L, 1);
-  lua_pushboolean(L, 1);
-  lua_rawsetp(L, e->seen, lua_topointer(L, idx));
 
-  /* The sequence part 1..n first; the rest after, each once. */
-  uint32_t narr = 0, nrest = 0;
-  while (lua_rawgeti(L, idx, (lua_Integer)narr + 1) != LUA_TNIL) lua_pop(L, 1), narr++;
-  lua_pop(L, 1);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (!(lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1 && lua_tointeger(L, -1) <= (lua_Integer)narr)) nrest++;
-  }
+  /* The sequence part 1..n first (holes travel as nil), then the other keys, each once: their
+   * count is patched in at the end, so the table is walked once. */
+  lua_Integer narr = (lua_Integer)lua_rawlen(L, idx);
+  if (narr > UINT32_MAX) return enc_fail(e, pt, "is a table too long to send");
   buf_addc(e->b, W_TABLE);
-  wire_put_u32(e->b, narr);
-  wire_put_u32(e->b, nrest);
-  for (uint32_t i = 1; i <= narr; i++) {
+  wire_put_u32(e->b, (uint32_t)narr);
+  size_t count_at = e->b->len;
+  wire_put_u32(e->b, 0);
+  for (lua_Integer i = 1; i <= narr; i++) {
     lua_pushinteger(L, i);
     path_t sub = {pt, L, lua_gettop(L)};
     lua_rawgeti(L, idx, i);
@@ -116,22 +119,29 @@ static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
     lua_pop(L, 2);
     if (rc) return rc;
   }
+  uint32_t nrest = 0;
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     int key = lua_gettop(L) - 1;
-    if (lua_isinteger(L, key) && lua_tointeger(L, key) >= 1 && lua_tointeger(L, key) <= (lua_Integer)narr) {
+    if (lua_isinteger(L, key) && lua_tointeger(L, key) >= 1 && lua_tointeger(L, key) <= narr) {
       lua_pop(L, 1);
       continue;
     }
     path_t sub = {pt, L, key};
-    if (enc_value(e, key, &sub, depth + 1) || enc_value(e, key + 1, &sub, depth + 1)) {
+    int rc = enc_value(e, key, &sub, depth + 1);
+    if (!rc) rc = enc_value(e, key + 1, &sub, depth + 1);
+    if (rc) {
       lua_pop(L, 2);
-      return -1;
+      return rc;
     }
     lua_pop(L, 1);
+    nrest++;
   }
-  lua_pushnil(L);
-  lua_rawsetp(L, e->seen, lua_topointer(L, idx));
+  memcpy(e->b->data + count_at, &nrest, sizeof nrest);
+  if (e->seen) {
+    lua_pushnil(L);
+    lua_rawsetp(L, e->seen, lua_topointer(L, idx));
+  }
   return 0;
 }
 
@@ -166,15 +176,22 @@ static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
   }
 }
 
+/* Parameters are shallow: encode without a cycle check first, and only a value deeper than
+ * WIRE_FAST_DEPTH (maybe a cycle) is encoded again with one. */
 int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, size_t errlen) {
   idx = lua_absindex(L, idx);
   enc_t e = {L, b, name, err, errlen, 0};
-  if (lua_type(L, idx) != LUA_TTABLE) return enc_value(&e, idx, NULL, 0);
+  path_t root = {NULL, L, 0};
+  size_t mark = b->len;
+  int top = lua_gettop(L);
+  int rc = enc_value(&e, idx, &root, 0);
+  if (rc != TOO_DEEP_FOR_FAST) return rc;
+  lua_settop(L, top);
+  b->len = mark;
   lua_newtable(L);
   e.seen = lua_gettop(L);
-  path_t root = {NULL, L, 0};
-  int rc = enc_value(&e, idx, &root, 0);
-  lua_settop(L, e.seen - 1);
+  rc = enc_value(&e, idx, &root, 0);
+  lua_settop(L, top);
   return rc;
 }
 

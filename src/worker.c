@@ -7,6 +7,7 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "jobs.h"
 #include "runner.h"
 #include "wire.h"
 
@@ -169,7 +170,7 @@ static void run_one(wctx *w) {
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, w->run_ref);
   lua_createtable(L, 0, 3);
-  lua_pushfstring(L, "%s.%I", w->search_id ? w->search_id : "0", (lua_Integer)n);
+  jobs_push_id(L, w->search_id ? w->search_id : "0", n);
   lua_setfield(L, -2, "id");
   if (wire_decode(L, &p, end)) {
     lua_pop(L, 2);
