@@ -15,6 +15,7 @@
 #include "pool_thread.h"
 #include "runner.h"
 #include "runtime.h"
+#include "storage_sqlite.h"
 #include "subprocess.h"
 #include "transport.h"
 #include "wire.h"
@@ -525,7 +526,7 @@ int luaopen_evaluator_core(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
       {"new", core_new}, {"abort", l_abort}, {"sleep", l_sleep}, {"reap_orphans", l_reap}, {"wire_encode", l_wire_encode}, {"wire_decode", l_wire_decode},
-      {"json_encode", l_json_encode}, {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {NULL, NULL}};
+      {"json_encode", l_json_encode}, {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {"sqlite_open", l_sqlite_open}, {NULL, NULL}};
   luaL_newlib(L, fns);
   l_mpi_push(L);
   lua_setfield(L, -2, "mpi");

@@ -46,12 +46,12 @@ end
 
 -- Call a core function; its errors are raised again at the user's line.
 local function checked(f, ...)
-  local ok, a, b = pcall(f, ...)
+  local ok, a, b, c = pcall(f, ...)
   if not ok then
     if type(a) ~= "string" then error(a, 0) end -- not a message: the runtime's own (a worker's end)
     fail((a:gsub("^[^\n:]*:%d+: ", "")))
   end
-  return a, b
+  return a, b, c
 end
 M._fail = fail
 
@@ -251,13 +251,11 @@ end
 -- so an error in a callback (or Ctrl-C) loses none of them.
 local function take_jobs(self, jobs)
   local done, n = self.jobs_done, #self.jobs_done
+  for i = 1, #jobs do done[n + i] = jobs[i] end
   local store = self._storage
-  for i = 1, #jobs do
-    done[n + i] = jobs[i]
-    if store then
-      store:_store_job(self.search_id, jobs[i])
-      self._own_ids[jobs[i].id] = true
-    end
+  if store and #jobs > 0 then
+    for i = 1, #jobs do self._own_ids[jobs[i].id] = true end
+    store:_store_jobs(self.search_id, jobs)
   end
   if self._callbacks[1] then
     for i = 1, #jobs do call_hook(self, "on_done", jobs[i]) end

@@ -1,5 +1,8 @@
 -- evaluator.storage: where finished jobs are kept so that other evaluators can see them.
--- MemoryStorage lives in this process; an evaluator given none keeps nothing (nobody could look).
+-- MemoryStorage lives in this process, SQLiteStorage in a file; an evaluator given none keeps
+-- nothing (nobody could look).
+local core = require "evaluator.core"
+
 local M = {}
 
 local MemoryStorage = {}
@@ -47,10 +50,12 @@ end
 
 function MemoryStorage:has_search(search_id) return self._searches[tostring(search_id)] ~= nil end
 
-function MemoryStorage:_store_job(search_id, job)
+function MemoryStorage:_store_jobs(search_id, jobs)
   local s = search(self, search_id)
-  if s.jobs[job.id] == nil then s.ids[#s.ids + 1] = job.id end
-  s.jobs[job.id] = job
+  for _, job in ipairs(jobs) do
+    if s.jobs[job.id] == nil then s.ids[#s.ids + 1] = job.id end
+    s.jobs[job.id] = job
+  end
 end
 
 -- The jobs of this search that the evaluator ev neither ran nor returned before.
@@ -66,13 +71,42 @@ function MemoryStorage:_other_jobs(ev)
   return out
 end
 
-local function not_yet(name)
-  return function()
-    error(name .. " is not implemented yet: use evaluator.MemoryStorage()", 2)
-  end
+--- evaluator.SQLiteStorage(path): searches and jobs in an SQLite file, shared by the processes of
+--- one machine and kept across runs (give an evaluator its search_id to resume a search).
+local SQLiteStorage = {}
+SQLiteStorage.__index = SQLiteStorage
+SQLiteStorage.__name = "SQLiteStorage"
+
+function M.SQLiteStorage(path)
+  if type(path) ~= "string" then error(("SQLiteStorage(path): path must be a string, got a %s"):format(type(path)), 2) end
+  return setmetatable({ path = path, _db = core.sqlite_open(path) }, SQLiteStorage)
 end
-M.SQLiteStorage = not_yet("SQLiteStorage")
-M.RedisStorage = not_yet("RedisStorage")
+
+function SQLiteStorage:create_new_search() return self._db:create_search() end
+function SQLiteStorage:load_all_search_ids() return self._db:search_ids() end
+function SQLiteStorage:has_search(search_id) return self._db:has_search(tostring(search_id)) end
+
+function SQLiteStorage:load_all_job_ids(search_id)
+  if not self:has_search(search_id) then error(("storage has no search '%s'"):format(tostring(search_id))) end
+  return self._db:job_ids(tostring(search_id))
+end
+
+function SQLiteStorage:load_jobs(job_ids) return self._db:load(job_ids) end
+function SQLiteStorage:_store_jobs(search_id, jobs) self._db:store(search_id, jobs) end
+
+function SQLiteStorage:_other_jobs(ev)
+  local jobs, last = self._db:after(ev.search_id, ev._seen_other or 0)
+  ev._seen_other = last
+  local out = {}
+  for _, job in ipairs(jobs) do
+    if not ev._own_ids[job.id] then out[#out + 1] = job end
+  end
+  return out
+end
+
+M.RedisStorage = function()
+  error("RedisStorage is not implemented yet: use evaluator.SQLiteStorage(path) (shared by the processes of one machine) or evaluator.MemoryStorage()", 2)
+end
 
 --- For an evaluator being built: its storage (nil when none was given), search id and first job number.
 function M.attach(store, search_id)
@@ -83,8 +117,8 @@ function M.attach(store, search_id)
     end
     return nil, "0", 0
   end
-  if type(store) ~= "table" or type(store.create_new_search) ~= "function" then
-    error("storage must be a storage object such as evaluator.MemoryStorage()")
+  if type(store) ~= "table" or type(store._store_jobs) ~= "function" then
+    error("storage must be evaluator.MemoryStorage() or evaluator.SQLiteStorage(path)")
   end
   if search_id == nil then return store, store:create_new_search(), 0 end
   search_id = tostring(search_id)
