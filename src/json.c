@@ -16,8 +16,12 @@ void json_format_double(double d, char out[32]) {
     strcpy(out, isnan(d) ? "nan" : d < 0 ? "-inf" : "inf");
     return;
   }
-  /* %.17g always round-trips; the shorter precisions avoid texts like 0.10000000000000001. */
-  for (int prec = 15; prec <= 17; prec++) {
+  /* %.17g always round-trips; the shorter precisions avoid texts like 0.10000000000000001. A
+   * normal double that round-trips at 15 digits has no shorter text (any decimal of 15 digits or
+   * fewer maps to one double, which prints back as that decimal); a subnormal has fewer bits,
+   * so it is tried from 1 digit up. */
+  int first = fpclassify(d) == FP_SUBNORMAL ? 1 : 15;
+  for (int prec = first; prec <= 17; prec++) {
     snprintf(out, 32, "%.*g", prec, d);
     double back = strtod(out, NULL);
     if (memcmp(&back, &d, sizeof d) == 0) break;

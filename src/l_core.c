@@ -139,11 +139,13 @@ static void check_interrupt(lua_State *L) {
   luaL_error(L, "interrupted");
 }
 
-/* c:submit(list, want_jobs) */
+/* c:submit(list, want_jobs, first_n): first_n, when given, numbers the jobs (a shared storage
+ * hands out the numbers of its search). */
 static int core_submit(lua_State *L) {
   core_t *c = check_core(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   int want = lua_toboolean(L, 3);
+  lua_Integer first_n = luaL_optinteger(L, 4, -1);
   lua_settop(L, 3);
   with_pending(L); /* list at 3, want at 4 */
   if (c->closed) luaL_error(L, "submit: the evaluator is closed");
@@ -178,6 +180,7 @@ static int core_submit(lua_State *L) {
   }
   ends[0] = 0;
   if (want) lua_createtable(L, (int)n, 0);
+  if (first_n >= 0) c->jobs.next_n = (uint64_t)first_n;
   double now = now_monotonic();
   for (lua_Integer i = 1; i <= n; i++) {
     uint32_t slot = jobs_add(&c->jobs, now);

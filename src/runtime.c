@@ -84,7 +84,16 @@ void runtime_set_args(runtime_t *rt) {
   lua_setglobal(L, "arg");
 }
 
+/* Raised again at every instruction: a pcall in the script around create cannot keep the worker's
+ * copy of the script going. */
+static void worker_done_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  lua_pushlightuserdata(L, &worker_done);
+  lua_error(L);
+}
+
 int runtime_worker_done(lua_State *L) {
+  lua_sethook(L, worker_done_hook, LUA_MASKCOUNT, 1);
   lua_pushlightuserdata(L, &worker_done);
   return lua_error(L);
 }
@@ -119,6 +128,7 @@ int runtime_run(runtime_t *rt) {
   int rc = lua_pcall(L, nargs, 0, chunk);
   lua_remove(L, chunk);
   if (rc != LUA_OK && lua_touserdata(L, -1) == &worker_done) {
+    lua_sethook(L, NULL, 0, 0);
     lua_pop(L, 1);
     rc = LUA_OK;
   }

@@ -20,7 +20,8 @@ typedef struct db {
 
 static const char *const SCHEMA =
     "PRAGMA journal_mode=WAL;"
-    "CREATE TABLE IF NOT EXISTS searches (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL);"
+    "CREATE TABLE IF NOT EXISTS searches (id INTEGER PRIMARY KEY AUTOINCREMENT, created REAL,"
+    " next_n INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS jobs (seq INTEGER PRIMARY KEY AUTOINCREMENT, search_id TEXT NOT NULL,"
     " job_id TEXT NOT NULL UNIQUE, n INTEGER NOT NULL, data BLOB NOT NULL);"
     "CREATE INDEX IF NOT EXISTS jobs_by_search ON jobs (search_id, seq);";
@@ -87,6 +88,25 @@ static int db_job_ids(lua_State *L) {
     lua_rawseti(L, -2, i);
   }
   sqlite3_finalize(st);
+  return 1;
+}
+
+/* reserve(search_id, count) -> the first of count job numbers no other process will get */
+static int db_reserve(lua_State *L) {
+  db_t *d = check_db(L);
+  lua_Integer count = luaL_checkinteger(L, 3);
+  if (sqlite3_exec(d->h, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) return fail(L, d, "cannot write");
+  sqlite3_stmt *st = prepare(L, d, "UPDATE searches SET next_n = next_n + ? WHERE CAST(id - 1 AS TEXT) = ? RETURNING next_n");
+  sqlite3_bind_int64(st, 1, count);
+  bind_text(st, 2, L, 2);
+  int rc = sqlite3_step(st);
+  lua_Integer next = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+  sqlite3_finalize(st);
+  if (sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL) != SQLITE_OK || next < 0) {
+    sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+    return fail(L, d, "cannot number new jobs");
+  }
+  lua_pushinteger(L, next - count);
   return 1;
 }
 
@@ -202,7 +222,7 @@ int l_sqlite_open(lua_State *L) {
   if (luaL_newmetatable(L, DB_MT)) {
     static const luaL_Reg methods[] = {
         {"create_search", db_create_search}, {"search_ids", db_search_ids}, {"has_search", db_has_search},
-        {"job_ids", db_job_ids}, {"load", db_load}, {"store", db_store}, {"after", db_after},
+        {"job_ids", db_job_ids}, {"load", db_load}, {"reserve", db_reserve}, {"store", db_store}, {"after", db_after},
         {"close", db_close}, {NULL, NULL}};
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");

@@ -234,7 +234,8 @@ function Evaluator:submit(list)
       list = table.move(list, 1, math.max(room, 0), 1, {})
     end
   end
-  local jobs = checked(self._core.submit, self._core, list, self._want_jobs)
+  local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list) or nil
+  local jobs = checked(self._core.submit, self._core, list, self._want_jobs, first_n)
   if jobs then
     if self._kind == "custom" then custom.launch(self, jobs) end
     if self._callbacks[1] then

@@ -17,7 +17,7 @@ end
 function MemoryStorage:create_new_search()
   local id = tostring(self._next)
   self._next = self._next + 1
-  self._searches[id] = { ids = {}, jobs = {} }
+  self._searches[id] = { ids = {}, jobs = {}, next_n = 0 }
   self._order[#self._order + 1] = id
   return id
 end
@@ -46,6 +46,14 @@ function MemoryStorage:load_jobs(job_ids)
     if s and s.jobs[id] then out[id] = s.jobs[id] end
   end
   return out
+end
+
+--- Job numbers n..n+count-1 for a search, never handed out twice.
+function MemoryStorage:_reserve(search_id, count)
+  local s = search(self, search_id)
+  local first = s.next_n
+  s.next_n = first + count
+  return first
 end
 
 function MemoryStorage:has_search(search_id) return self._searches[tostring(search_id)] ~= nil end
@@ -92,6 +100,7 @@ function SQLiteStorage:load_all_job_ids(search_id)
 end
 
 function SQLiteStorage:load_jobs(job_ids) return self._db:load(job_ids) end
+function SQLiteStorage:_reserve(search_id, count) return self._db:reserve(tostring(search_id), count) end
 function SQLiteStorage:_store_jobs(search_id, jobs) self._db:store(search_id, jobs) end
 
 function SQLiteStorage:_other_jobs(ev)
@@ -125,12 +134,7 @@ function M.attach(store, search_id)
   if not store:has_search(search_id) then
     error(("storage holds no search '%s' (it holds: %s)"):format(search_id, table.concat(store:load_all_search_ids(), ", ")))
   end
-  local first = 0
-  for _, id in ipairs(store:load_all_job_ids(search_id)) do
-    local n = tonumber(id:match("%.(%d+)$"))
-    if n and n + 1 > first then first = n + 1 end
-  end
-  return store, search_id, first
+  return store, search_id, 0
 end
 
 return M

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# run-tests.sh: installs evaluator-lua into build/test-prefix and runs the busted suite in tests/
+# against that installed binary (under real mpirun). Ends with one line "N passed, N failed" and
+# exits non-zero when any test failed or errored.
+#   bash scripts/run-tests.sh [busted args...]    e.g. --filter=csv, or tests/cli_spec.lua
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PREFIX=$ROOT/build/test-prefix
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export EVL_BIN=$PREFIX/bin/evaluator-lua
+
+if ! make --no-print-directory install PREFIX="$PREFIX" >"$ROOT/build/test-install.log" 2>&1; then
+  cat "$ROOT/build/test-install.log" >&2
+  echo "run-tests: make install PREFIX=$PREFIX failed" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+BUSTED=$(command -v busted || true)
+if [ -z "$BUSTED" ]; then
+  echo "run-tests: busted is not installed (apt-get install lua-busted)" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+# busted's own script starts with "#!/usr/bin/env lua"; run it with Lua 5.4 whatever `lua` is.
+LUA=$(command -v lua5.4 || command -v lua)
+
+# Without a spec file or directory among the arguments, run all of tests/.
+have_path=0
+for a in "$@"; do case $a in -*) ;; *) have_path=1 ;; esac; done
+[ "$have_path" -eq 1 ] || set -- "$@" tests/
+LOG=$ROOT/build/test-output.log
+"$LUA" "$BUSTED" --output=utfTerminal -Xoutput --plain --lpath="$ROOT/tests/?.lua" "$@" 2>&1 | tee "$LOG"
+status=${PIPESTATUS[0]}
+
+# Summary line of utfTerminal: "12 successes / 1 failure / 0 errors / 0 pending : 3.2 seconds"
+summary=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$LOG" | tail -n 1)
+if [ -z "$summary" ]; then
+  echo "run-tests: busted ended (status $status) without a summary" >&2
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+read -r passed _ _ failures _ _ errors _ <<<"$summary"
+failed=$((failures + errors))
+echo "$passed passed, $failed failed"
+if [ "$failed" -ne 0 ] || [ "$status" -ne 0 ]; then exit 1; fi
+exit 0
