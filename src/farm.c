@@ -92,16 +92,18 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
   f->link->ops->send(f->link, wi, TAG_JOBS, m);
 }
 
-/* Idle workers first, each a fair share of the queue; then top the others up to the depth. */
+/* Idle workers first, each a fair share of the queue; then top up to the depth the workers that
+ * are down to half of it. The half keeps messages large when the root is the bottleneck: topping
+ * up one job per result would cost a message per job each way. */
 static void dispatch(farm_t *f) {
-  int nw = f->link->nworkers, d = depth(f);
+  int nw = f->link->nworkers, d = depth(f), low = d > 2 ? d / 2 : d - 1;
   for (int pass = 0; pass < 2 && f->qcount; pass++) {
     int room = 0;
     for (int i = 0; i < nw; i++)
-      if (f->w[i].ready && (int)f->w[i].count < d && (pass || f->w[i].count == 0)) room++;
+      if (f->w[i].ready && (pass ? (int)f->w[i].count <= low : f->w[i].count == 0)) room++;
     for (int i = 0; i < nw && f->qcount && room; i++) {
       wstate *w = &f->w[i];
-      if (!w->ready || (int)w->count >= d || (!pass && w->count)) continue;
+      if (!w->ready || (pass ? (int)w->count > low : w->count != 0)) continue;
       uint32_t share = (f->qcount + (uint32_t)room - 1) / (uint32_t)room;
       room--;
       uint32_t k = (uint32_t)d - w->count;
