@@ -16,8 +16,10 @@
 typedef struct wstate {
   uint32_t *ring;
   uint32_t head, count, cap;
-  double offset; /* worker clock minus root clock */
-  int ready;     /* answered HELLO */
+  double offset;  /* worker clock minus root clock */
+  double started; /* when its oldest job in flight probably started (root clock) */
+  int ready;      /* answered HELLO */
+  int wanting;    /* in the farm's wants list */
 } wstate;
 
 typedef struct farm {
@@ -29,6 +31,9 @@ typedef struct farm {
   uint32_t qcount;
   buf_t cancelled; /* u32 slots cancelled before they were handed out */
   double avg_job;  /* seconds, moving average; <0 until the first result */
+  int *wants;      /* workers that may need jobs (got ready, sent results): dispatch looks at
+                    * these only, so a message costs the same with 10 workers or 10,000 */
+  int nwants;
   uint64_t host_id;
   buf_t hello, msg;
 } farm_t;
@@ -85,6 +90,7 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
     wire_put_u64(m, n);
     buf_add(m, params, len);
     f->qread = (size_t)(p - f->queue.data);
+    if (f->w[wi].count == 0) f->w[wi].started = now_monotonic();
     ring_push(&f->w[wi], slot);
   }
   f->qcount -= k;
@@ -92,16 +98,26 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
   f->link->ops->send(f->link, wi, TAG_JOBS, m);
 }
 
+static void want(farm_t *f, int wi) {
+  if (f->w[wi].wanting || !f->w[wi].ready) return;
+  f->w[wi].wanting = 1;
+  f->wants[f->nwants++] = wi;
+}
+
 /* Idle workers first, each a fair share of the queue; then top up to the depth the workers that
  * are down to half of it. The half keeps messages large when the root is the bottleneck: topping
  * up one job per result would cost a message per job each way. */
 static void dispatch(farm_t *f) {
-  int nw = f->link->nworkers, d = depth(f), low = d > 2 ? d / 2 : d - 1;
+  if (!f->qcount || !f->nwants) return;
+  int d = depth(f), low = d > 2 ? d / 2 : d - 1;
   for (int pass = 0; pass < 2 && f->qcount; pass++) {
     int room = 0;
-    for (int i = 0; i < nw; i++)
-      if (f->w[i].ready && (pass ? (int)f->w[i].count <= low : f->w[i].count == 0)) room++;
-    for (int i = 0; i < nw && f->qcount && room; i++) {
+    for (int j = 0; j < f->nwants; j++) {
+      wstate *w = &f->w[f->wants[j]];
+      if (w->ready && (pass ? (int)w->count <= low : w->count == 0)) room++;
+    }
+    for (int j = 0; j < f->nwants && f->qcount && room; j++) {
+      int i = f->wants[j];
       wstate *w = &f->w[i];
       if (!w->ready || (pass ? (int)w->count > low : w->count != 0)) continue;
       uint32_t share = (f->qcount + (uint32_t)room - 1) / (uint32_t)room;
@@ -110,6 +126,14 @@ static void dispatch(farm_t *f) {
       send_batch(f, i, share < k ? share : k);
     }
   }
+  /* Keep only the workers still short of work: the others come back with their next result. */
+  int kept = 0;
+  for (int j = 0; j < f->nwants; j++) {
+    int i = f->wants[j];
+    if (f->w[i].ready && (int)f->w[i].count <= low) f->wants[kept++] = i;
+    else f->w[i].wanting = 0;
+  }
+  f->nwants = kept;
 }
 
 /* ---- results ---- */
@@ -141,6 +165,7 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
         wire_get_bytes(&p, end, &outcome, &len) || len < 1 || w->count == 0)
       return (int)i;
     ring_pop(w);
+    w->started = r.t_end - w->offset; /* the next one starts as this one ends */
     double took = r.t_end - r.t_start;
     f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
     r.t_start -= w->offset, r.t_end -= w->offset;
@@ -149,6 +174,7 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
     r.payload = outcome, r.len = len;
     fn(ud, &r);
   }
+  want(f, wi);
   return (int)count;
 }
 
@@ -191,6 +217,7 @@ static void on_hello(farm_t *f, int wi, const buf_t *m) {
   /* One machine has one monotonic clock; across machines, estimate from the round trip. */
   f->w[wi].offset = host == f->host_id ? 0.0 : theirs - (sent + now) / 2;
   f->w[wi].ready = 1;
+  want(f, wi);
 }
 
 static int handle(farm_t *f, int wi, int tag, exec_result_fn fn, void *ud) {
@@ -202,9 +229,19 @@ static int handle(farm_t *f, int wi, int tag, exec_result_fn fn, void *ud) {
   }
 }
 
+/* When the next result is likely: the earliest of the busy workers' start plus a mean job. */
+static double next_result_at(const farm_t *f) {
+  if (f->avg_job < 0 || f->link->nworkers > 64) return 0; /* a hint, not worth a long scan */
+  double at = 0;
+  for (int i = 0; i < f->link->nworkers; i++)
+    if (f->w[i].count && (at == 0 || f->w[i].started + f->avg_job < at)) at = f->w[i].started + f->avg_job;
+  return at;
+}
+
 static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
   farm_t *f = (farm_t *)ex;
   dispatch(f);
+  f->link->expect_at = next_result_at(f);
   if (!fn) return 0;
   int delivered = 0;
   if (f->cancelled.len) deliver_cancelled(f, fn, ud, &delivered);
@@ -278,6 +315,7 @@ static void farm_destroy(executor_t *ex) {
   f->link->ops->destroy(f->link);
   for (int i = 0; i < ex->num_workers; i++) free(f->w[i].ring);
   free(f->w);
+  free(f->wants);
   buf_free(&f->queue);
   buf_free(&f->cancelled);
   buf_free(&f->hello);
@@ -297,6 +335,7 @@ executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t err
   f->host_id = host_id();
   f->w = xmalloc((size_t)link->nworkers * sizeof *f->w);
   memset(f->w, 0, (size_t)link->nworkers * sizeof *f->w);
+  f->wants = xmalloc((size_t)link->nworkers * sizeof *f->wants);
   buf_init(&f->queue);
   buf_init(&f->cancelled);
   buf_init(&f->msg);

@@ -3,6 +3,7 @@
  * runs it in place for serial), and turns what comes back into finished job tables. */
 #include "l_core.h"
 
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -119,7 +120,7 @@ static void serial_run_one(collect_ctx *x, uint32_t slot, int cancel) {
     job_limits lim = {c->budget, c->job_timeout, c->mem_limit};
     st = runner_call(L, &rt->guard, &lim, &t0, &t1);
   }
-  finish_slot(x, slot, st, lua_gettop(L), t0, t1, transport_world_rank());
+  finish_slot(x, slot, st, lua_gettop(L), t0, t1, cancel ? -1 : transport_world_rank());
   lua_pop(L, 1);
 }
 
@@ -133,10 +134,28 @@ static void budget_check(lua_State *L, core_t *c) {
   }
 }
 
+/* Raise an error located at the user's line: the first Lua frame outside the evaluator modules
+ * (the API is called through them, and the user wants to see which of their calls failed). */
+static int user_error(lua_State *L, const char *fmt, ...) {
+  lua_Debug ar;
+  int level = 1;
+  for (; lua_getstack(L, level, &ar); level++) {
+    lua_getinfo(L, "S", &ar);
+    if (*ar.what != 'C' && strncmp(ar.source, "@lua/evaluator/", 15) != 0) break;
+  }
+  luaL_where(L, level);
+  va_list ap;
+  va_start(ap, fmt);
+  lua_pushvfstring(L, fmt, ap);
+  va_end(ap);
+  lua_concat(L, 2);
+  return lua_error(L);
+}
+
 static void check_interrupt(lua_State *L) {
   if (!interrupt_pending()) return;
   lua_sethook(L, NULL, 0, 0); /* raised here, not again by the hook Ctrl-C armed */
-  luaL_error(L, "interrupted");
+  user_error(L, "interrupted");
 }
 
 /* c:submit(list, want_jobs, first_n): first_n, when given, numbers the jobs (a shared storage
@@ -148,7 +167,9 @@ static int core_submit(lua_State *L) {
   lua_Integer first_n = luaL_optinteger(L, 4, -1);
   lua_settop(L, 3);
   with_pending(L); /* list at 3, want at 4 */
-  if (c->closed) luaL_error(L, "submit: the evaluator is closed");
+  if (c->closed) user_error(L, "submit: the evaluator is closed");
+  if (c->budget > 0 && now_monotonic() >= c->budget)
+    user_error(L, "TimeoutReached: the search's time budget (set_timeout) is spent; no more jobs can be submitted");
   check_interrupt(L);
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
   lua_pushnil(L);
@@ -156,7 +177,7 @@ static int core_submit(lua_State *L) {
     lua_pop(L, 1);
     if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
       const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      luaL_error(L, "submit expects a list of parameter tables, but got a table with key '%s' "
+      user_error(L, "submit expects a list of parameter tables, but got a table with key '%s' "
                     "(to submit one job, write ev:submit({ {x = 1} }))", k);
     }
   }
@@ -173,8 +194,8 @@ static int core_submit(lua_State *L) {
       buf_free(&enc);
       free(ends);
       if (t != LUA_TTABLE)
-        return luaL_error(L, "submit: element %I is a %s, not a table of parameters", i, lua_typename(L, t));
-      return luaL_error(L, "submit: element %I: %s", i, err);
+        return user_error(L, "submit: element %I is a %s, not a table of parameters", i, lua_typename(L, t));
+      return user_error(L, "submit: element %I: %s", i, err);
     }
     ends[i] = enc.len;
   }
@@ -206,8 +227,13 @@ static int core_submit(lua_State *L) {
       lua_pop(L, 1);
     }
     lua_rawseti(L, PENDING, slot);
-    if (c->kind == K_FARM) c->ex->ops->launch(c->ex, slot, num, enc.data + ends[i - 1], ends[i] - ends[i - 1]);
-    else if (c->kind == K_SERIAL) buf_add(&c->serial_queue, &slot, sizeof slot);
+    if (c->kind == K_FARM) {
+      c->ex->ops->launch(c->ex, slot, num, enc.data + ends[i - 1], ends[i] - ends[i - 1]);
+      /* Idle workers start on the first jobs while the rest of a long list is made ready. */
+      if (i == c->ex->num_workers && i < n) c->ex->ops->poll(c->ex, 0, NULL, NULL);
+    } else if (c->kind == K_SERIAL) {
+      buf_add(&c->serial_queue, &slot, sizeof slot);
+    }
   }
   buf_free(&enc);
   free(ends);
@@ -234,7 +260,7 @@ static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target,
     if (c->budget > 0 && !c->budget_spent && c->budget - now_monotonic() < wait) wait = c->budget - now_monotonic();
     int got = c->ex->ops->poll(c->ex, wait > 0 ? wait : 0, on_result, x);
     subprocess_reap_orphans();
-    if (got < 0) luaL_error(L, "gather: %s", c->ex->err);
+    if (got < 0) user_error(L, "gather: %s", c->ex->err);
     if (!closing) check_interrupt(L);
     if (x->count >= target && got == 0) return;
   }

@@ -14,11 +14,20 @@
 #include "json.h"
 
 /* Where l_csv_dump keeps its work, after its three arguments. */
-enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_SEEN, S_COLS, S_ROWS };
+enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_SEEN, S_COLS, S_ROWS, S_PNAMES, S_MNAMES };
 
-/* Push the cell text for the value at idx. `what` names the value for error messages; the C buffer
- * is freed before any error is raised. */
-static void push_cell(lua_State *L, int idx, const char *what) {
+/* Names the value being written, for error messages only: formatted when an error is raised. */
+typedef struct where {
+  const char *id, *field, *name;
+} where_t;
+
+static const char *describe(lua_State *L, const where_t *w) {
+  if (!w->name) return w->field;
+  return lua_pushfstring(L, "job %s: %s \"%s\"", w->id, w->field, w->name);
+}
+
+/* Push the cell text for the value at idx. The C buffer is freed before any error is raised. */
+static void push_cell(lua_State *L, int idx, const where_t *w) {
   char num[32];
   idx = lua_absindex(L, idx);
   switch (lua_type(L, idx)) {
@@ -37,13 +46,13 @@ static void push_cell(lua_State *L, int idx, const char *what) {
     buf_init(&b);
     if (json_encode(L, idx, &b, err, sizeof err)) {
       buf_free(&b);
-      luaL_error(L, "%s: %s", what, err);
+      luaL_error(L, "%s: %s", describe(L, w), err);
     }
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     buf_free(&b);
     return;
   }
-  default: luaL_error(L, "%s is a %s: cannot write it to CSV", what, luaL_typename(L, idx));
+  default: luaL_error(L, "%s is a %s: cannot write it to CSV", describe(L, w), luaL_typename(L, idx));
   }
 }
 
@@ -62,8 +71,12 @@ static void set_cell(lua_State *L, int row) {
 }
 
 /* Push prefix .. the key at idx (a string or a number, which is not converted in place: the key
- * still drives lua_next), refusing NUL bytes that a C column name cannot hold. */
-static void push_name(lua_State *L, const char *prefix, int idx, const char *job) {
+ * still drives lua_next), refusing NUL bytes that a C column name cannot hold. Names are made once
+ * per dump and kept in the cache table at `cache`. */
+static void push_name(lua_State *L, const char *prefix, int idx, const char *job, int cache) {
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, cache) == LUA_TSTRING) return;
+  lua_pop(L, 1);
   char num[32];
   size_t n;
   const char *s = num;
@@ -75,6 +88,9 @@ static void push_name(lua_State *L, const char *prefix, int idx, const char *job
     json_format_double(lua_tonumber(L, idx), num), n = strlen(num);
   if (strlen(s) != n) luaL_error(L, "job %s: name \"%s...\" holds a NUL byte", job, s);
   lua_pushfstring(L, "%s%s", prefix, s);
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, cache);
 }
 
 /* Set the job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
@@ -108,10 +124,9 @@ static void add_fields(lua_State *L, int job, int row, const char *id, const cha
     int take = is_metadata ? kt == LUA_TSTRING && lua_tostring(L, -2)[0] != '_'
                            : kt == LUA_TSTRING || kt == LUA_TNUMBER;
     if (take) {
-      push_name(L, prefix, -2, id);
-      lua_pushfstring(L, "job %s: %s \"%s\"", id, field, lua_tostring(L, -1) + strlen(prefix));
-      push_cell(L, -3, lua_tostring(L, -1));
-      lua_remove(L, -2);
+      push_name(L, prefix, -2, id, is_metadata ? S_MNAMES : S_PNAMES);
+      where_t w = {id, field, lua_tostring(L, -1) + strlen(prefix)};
+      push_cell(L, -2, &w);
       set_cell(L, row);
     } else if (!is_metadata) {
       luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, -2));
@@ -124,7 +139,8 @@ static void add_objective(lua_State *L, int job, int row, const char *id) {
   int t = lua_getfield(L, job, "objective"), obj = lua_gettop(L);
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
     lua_pushliteral(L, "objective");
-    push_cell(L, obj, "objective");
+    where_t w = {id, "objective", NULL};
+    push_cell(L, obj, &w);
     set_cell(L, row);
   } else if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, obj);
@@ -132,7 +148,8 @@ static void add_objective(lua_State *L, int job, int row, const char *id) {
       if (lua_rawgeti(L, obj, k) != LUA_TNUMBER)
         luaL_error(L, "job %s: objective[%d] is a %s, expected a number", id, (int)k, luaL_typename(L, -1));
       lua_pushfstring(L, "objective_%d", (int)(k - 1));
-      push_cell(L, -2, "objective");
+      where_t w = {id, "objective", NULL};
+      push_cell(L, -2, &w);
       set_cell(L, row);
       lua_pop(L, 1);
     }
@@ -192,6 +209,8 @@ int l_csv_dump(lua_State *L) {
   lua_newtable(L); /* S_SEEN: column name -> true */
   lua_newtable(L); /* S_COLS: column names in order of appearance */
   lua_newtable(L); /* S_ROWS */
+  lua_newtable(L); /* S_PNAMES: parameter key -> "p:" .. key */
+  lua_newtable(L); /* S_MNAMES: metadata key -> "m:" .. key */
   lua_Integer n = luaL_len(L, ARG_JOBS);
   luaL_checkstack(L, 16, "dump");
   for (lua_Integer i = 1; i <= n; i++) add_job(L, i);

@@ -32,6 +32,7 @@ struct link {
   const link_ops *ops;
   int nworkers;
   int max_depth; /* jobs one worker may hold at once, 0 = as many as the farm likes */
+  double expect_at; /* set by the farm: when the next result is likely (monotonic), 0 = unknown */
   char err[256];
 };
 

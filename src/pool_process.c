@@ -229,7 +229,7 @@ static int pp_rank_of(link_t *l, int w) {
 
 static void pp_destroy(link_t *l) {
   ppool *p = (ppool *)l;
-  double until = now_monotonic() + 1.0;
+  double until = now_monotonic() + 0.05;
   for (int i = 0; i < l->nworkers; i++) {
     child_t *k = &p->kids[i];
     if (k->fd >= 0) {
@@ -238,16 +238,13 @@ static void pp_destroy(link_t *l) {
       close(k->fd);
     }
   }
-  /* The children stop on the root's word (or their socket closing); one that does not is killed. */
+  /* The children stop on the root's word (or their socket closing). One still in a job (close
+   * without waiting) finishes it on its own; it is reaped later as an orphan would be. */
   for (int i = 0; i < l->nworkers; i++) {
     child_t *k = &p->kids[i];
     if (k->pid <= 0) continue;
     while (waitpid(k->pid, NULL, WNOHANG) == 0) {
-      if (now_monotonic() > until) {
-        kill(k->pid, SIGKILL);
-        waitpid(k->pid, NULL, 0);
-        break;
-      }
+      if (now_monotonic() > until) break;
       struct timespec ts = {0, 1000000};
       nanosleep(&ts, NULL);
     }

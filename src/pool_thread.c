@@ -197,7 +197,8 @@ static void tp_destroy(link_t *l) {
     /* A worker still in a job (close without waiting) is left to finish on its own. */
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
+    until.tv_nsec += 50000000;
+    if (until.tv_nsec >= 1000000000) until.tv_sec++, until.tv_nsec -= 1000000000;
     if (pthread_timedjoin_np(p->workers[i].thread, NULL, &until)) {
       pthread_detach(p->workers[i].thread);
       stuck = 1;

@@ -82,12 +82,19 @@ static void outbox_drain(outbox *o, double seconds) {
 
 /* Probe for a message from `source` (or any) until `wait` seconds pass (wait < 0: until one comes
  * or the process is interrupted: then the caller decides how long to go on waiting). Returns 1 with the message received into msg, else 0. */
-static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *from, int *tag, buf_t *msg) {
+static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double expect_at, int *from, int *tag,
+                      buf_t *msg) {
   double start = now_monotonic(), until = wait < 0 ? 0 : start + wait;
-  /* Spin while a message is likely soon (the recent waits were short); nap once it is not, so an
-   * idle rank leaves its core to the ranks that work. */
+  /* Spin while a message is likely soon: right away when the recent waits were short, or around
+   * the time the next result is expected (expect_at, from the farm). Nap otherwise, so an idle
+   * rank leaves its core to the ranks that work. */
   double spin = o->usual_wait < SPIN_MAX / 3 ? 3 * o->usual_wait : SPIN_MIN;
   if (spin < SPIN_MIN) spin = SPIN_MIN;
+  double spin_from = start, spin_until = start + spin;
+  if (expect_at > start + 2 * SPIN_MIN) {
+    spin_from = expect_at - SPIN_MIN;
+    spin_until = expect_at + SPIN_MAX;
+  }
   long nap = NAP_MIN_NS;
   for (;;) {
     int flag = 0;
@@ -108,9 +115,11 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, int *fr
     if (wait == 0 || (wait < 0 && interrupt_pending())) return 0;
     double now = now_monotonic();
     if (wait > 0 && now >= until) return 0;
-    if (now - start < spin) continue;
+    if (now >= spin_from && now < spin_until) continue;
     outbox_reap(o);
-    struct timespec ts = {0, nap};
+    long ns = nap;
+    if (now < spin_from && (spin_from - now) * 1e9 < ns) ns = (long)((spin_from - now) * 1e9);
+    struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
     if (nap < NAP_MAX_NS) nap *= 2;
   }
@@ -136,7 +145,7 @@ static int root_send(link_t *l, int w, int tag, buf_t *msg) {
 static int root_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
   root_link *r = (root_link *)l;
   int from;
-  if (!probe_recv(r->comm, MPI_ANY_SOURCE, wait, &r->out, &from, tag, msg)) return 0;
+  if (!probe_recv(r->comm, MPI_ANY_SOURCE, wait, &r->out, l->expect_at, &from, tag, msg)) return 0;
   *w = from < r->root ? from : from - 1;
   return *w < l->nworkers ? 1 : 0;
 }
@@ -170,7 +179,7 @@ static int wl_send(wlink_t *l, int tag, buf_t *msg) {
 static int wl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
   worker_link *w = (worker_link *)l;
   int from;
-  return probe_recv(w->comm, w->root, wait, &w->out, &from, tag, msg);
+  return probe_recv(w->comm, w->root, wait, &w->out, 0, &from, tag, msg);
 }
 
 static const wlink_ops worker_link_ops = {wl_send, wl_recv};

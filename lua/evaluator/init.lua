@@ -218,24 +218,17 @@ local function call_hook(self, hook, ...)
 end
 
 function Evaluator:submit(list)
-  if type(list) ~= "table" then
-    fail(("submit expects a list of parameter tables, got a %s"):format(type(list)))
-  end
-  if self._closed then fail("submit: the evaluator is closed") end
-  local left = self._core:time_left()
-  if left and left <= 0 then
-    fail(("TimeoutReached: the search's time budget of %s s is spent; no more jobs can be submitted"):format(self.timeout))
-  end
+  if type(list) ~= "table" then fail("submit expects a list of parameter tables, got a %s", type(list)) end
   local over
   if self._max_jobs then
-    local room = self._max_jobs - self.num_jobs_submitted
+    local room = math.max(self._max_jobs - self.num_jobs_submitted, 0)
     if #list > room then
-      over = #list - math.max(room, 0)
-      list = table.move(list, 1, math.max(room, 0), 1, {})
+      over = #list - room
+      list = table.move(list, 1, room, 1, {})
     end
   end
   local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list) or nil
-  local jobs = checked(self._core.submit, self._core, list, self._want_jobs, first_n)
+  local jobs = self._core:submit(list, self._want_jobs, first_n)
   if jobs then
     if self._kind == "custom" then custom.launch(self, jobs) end
     if self._callbacks[1] then
@@ -275,7 +268,7 @@ function Evaluator:gather(type_, size)
   end
   local jobs
   if self._kind == "custom" then jobs = custom.gather(self, type_, size or 1)
-  else jobs = checked(self._core.collect, self._core, type_, size or 1) end
+  else jobs = self._core:collect(type_, size or 1) end
   take_jobs(self, jobs)
   local others = self._storage and self:gather_other_jobs_done() or {}
   if self._callbacks[1] then call_hook(self, "on_gather", jobs, others) end
