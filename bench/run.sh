@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# bench/run.sh: evaluator-lua's benchmarks (make bench). Prints one table: each figure is the median
+# of several runs, each comparison a ratio taken within one run (this machine is shared and noisy:
+# the two sides of a ratio run back to back), each row beside its target with PASS or FAIL.
+#
+#   BENCH_QUICK=1    small sizes and fewer runs (the whole suite in well under a minute)
+#   BENCH_REPS=n     runs per measurement (default 5; 3 with BENCH_QUICK)
+#   BENCH_STRICT=1   exit 1 when a target is missed (by default only a measurement that could not
+#                    be taken, a crash or a timeout, makes the exit status non-zero)
+#   BENCH_KEEP=1     keep the logs (their directory is printed)
+#
+# The C programs (bench/farm_floor.c, bench/bare_mpi.c) are built with mpicc -O2 into build/bench/.
+# Every mpirun is bounded by `timeout`; nothing here can hang.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+# Open MPI would ask for a login shell helper on some setups; keep its chatter out of the table.
+export OMPI_MCA_btl_base_warn_component_unused=0
+
+BIN=$ROOT/build/evaluator-lua
+OUT=$ROOT/build/bench
+mkdir -p "$OUT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/evl-bench.XXXXXX")
+LOG=$WORK/log.txt
+: >"$LOG"
+cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: logs kept in $WORK" || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  REPS=${BENCH_REPS:-3}
+  N_FLOOR=20000 N_EVL=5000 N_PY=500     # row 1, 2
+  SCHED_N=200 SCHED_DUR=0.01            # row 3 (already small)
+  START_REPS=$REPS                      # row 4
+  CPU_JOBS=2 CPU_SECONDS=0.5            # row 5
+  GROW_N=20000 GROW_C=1000 GROW_REPS=1  # row 6
+  TMO=60
+else
+  REPS=${BENCH_REPS:-5}
+  N_FLOOR=200000 N_EVL=50000 N_PY=5000
+  SCHED_N=200 SCHED_DUR=0.01
+  START_REPS=$((REPS + 2))
+  CPU_JOBS=6 CPU_SECONDS=1
+  GROW_N=1000000 GROW_C=10000 GROW_REPS=${BENCH_GROW_REPS:-3}
+  TMO=300
+fi
+FLOOR_DEPTH=${BENCH_FLOOR_DEPTH:-2}
+
+ERRORS=0
+note() { echo "bench: $*" >&2; }
+
+# ---- helpers ----------------------------------------------------------------------------------
+
+# mpirun NP PROGRAM ARGS...: its stdout; stderr goes to the log. Fails on a non-zero exit or timeout.
+mpi() {
+  local np=$1
+  shift
+  echo "+ mpirun -np $np $*" >>"$LOG"
+  local out rc
+  out=$(timeout "$TMO" mpirun --oversubscribe -np "$np" "$@" 2>>"$LOG")
+  rc=$?
+  echo "$out" >>"$LOG"
+  if [ $rc -ne 0 ]; then
+    note "mpirun -np $np $* failed (exit $rc$([ $rc = 124 ] && echo ", timed out after ${TMO}s")); see the log"
+    return 1
+  fi
+  printf '%s\n' "$out"
+}
+
+# field KEY WORD TEXT: the value of WORD=... on the first line of TEXT that starts with KEY.
+field() { printf '%s\n' "$3" | awk -v k="$1" -v w="$2" '$1 == k { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == w) { print a[2]; exit } } }'; }
+
+# max_field KEY WORD TEXT: the largest WORD over every line starting with KEY.
+max_field() { printf '%s\n' "$3" | awk -v k="$1" -v w="$2" '$1 == k { for (i = 2; i <= NF; i++) { split($i, a, "="); if (a[1] == w && (m == "" || a[2] + 0 > m)) m = a[2] + 0 } } END { if (m != "") print m }'; }
+
+# median of the numbers given as arguments (empty when none).
+median() { printf '%s\n' "$@" | awk 'NF' | sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+div() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) exit; printf "%.6g\n", a / b }'; }
+now() { date +%s.%N; }
+
+# ---- the table --------------------------------------------------------------------------------
+
+ROWS=()
+FAILS=0
+# row ID MEASURE VALUE TARGET_TEXT OP LIMIT [DETAIL]: VALUE (already formatted by fmt) against LIMIT.
+row() {
+  local id=$1 what=$2 shown=$3 target=$4 op=$5 limit=$6 value=$7 detail=${8:-}
+  local status
+  if [ -z "$value" ]; then
+    status="ERROR"
+    shown="n/a"
+    ERRORS=$((ERRORS + 1))
+  elif awk -v v="$value" -v l="$limit" -v op="$op" 'BEGIN { exit !((op == ">=") ? (v >= l) : (v <= l)) }'; then
+    status="PASS"
+  else
+    status="FAIL"
+    FAILS=$((FAILS + 1))
+  fi
+  ROWS+=("$id|$what|$shown|$target|$status|$detail")
+}
+info() { ROWS+=("$1|$2|$3|(reference)||${4:-}"); }
+fmt() { [ -n "$2" ] && awk -v v="$2" "BEGIN { printf \"$1\", v }"; }
+
+print_table() {
+  local w1=3 w2=52 w3=16 w4=14 w5=6
+  local line
+  line=$(printf '%*s' $((w1 + w2 + w3 + w4 + w5 + 12)) '' | tr ' ' '-')
+  echo
+  echo "evaluator-lua benchmarks$([ "$QUICK" = 1 ] && echo " (BENCH_QUICK: small sizes)"): $(nproc) cores, $REPS runs per figure (medians), $(date '+%Y-%m-%d %H:%M')"
+  echo "$line"
+  printf "%-${w1}s | %-${w2}s | %${w3}s | %-${w4}s | %-${w5}s\n" "#" "measure" "result" "target" "status"
+  echo "$line"
+  local r id what shown target status detail
+  for r in "${ROWS[@]}"; do
+    IFS='|' read -r id what shown target status detail <<<"$r"
+    printf "%-${w1}s | %-${w2}s | %${w3}s | %-${w4}s | %-${w5}s\n" "$id" "$what" "$shown" "$target" "$status"
+    [ -n "$detail" ] && printf "%-${w1}s |   %s\n" "" "$detail"
+  done
+  echo "$line"
+}
+
+# ---- build ------------------------------------------------------------------------------------
+
+if [ ! -x "$BIN" ]; then
+  note "$BIN is missing: run make first"
+  exit 1
+fi
+for p in farm_floor bare_mpi; do
+  if ! mpicc -O2 -o "$OUT/$p" "bench/$p.c" 2>>"$LOG"; then
+    note "mpicc failed on bench/$p.c"
+    cat "$LOG" >&2
+    exit 1
+  fi
+done
+
+# mpi4py.futures (Debian's python3-mpi4py, for Debian's python3 and Open MPI).
+PY=/usr/bin/python3
+have_mpi4py() { [ -x "$PY" ] && "$PY" -c "import mpi4py.futures" 2>/dev/null; }
+if ! have_mpi4py; then
+  note "installing python3-mpi4py"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+  if ! DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get install -y -q --no-install-recommends python3-mpi4py >>"$LOG" 2>&1; then
+    DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get update -q >>"$LOG" 2>&1
+    DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get install -y -q --no-install-recommends python3-mpi4py >>"$LOG" 2>&1
+  fi
+  have_mpi4py || note "python3-mpi4py is not available: row 2 is skipped"
+fi
+
+# ---- 1, 2, 5a: no-op throughput, against the raw MPI farm and mpi4py.futures ------------------
+# Each run: the floor, evaluator-lua bulk, evaluator-lua async, mpi4py.futures async, back to back.
+note "1/6 no-op jobs: floor, bulk, async, mpi4py.futures ($REPS runs)"
+FLOOR=() FLOOR1=() BULK=() ASYNC=() PY_RATE=() R_BULK=() R_ASYNC=() R_ASYNC1=() R_PY=() HWM=() HWM_BARE=()
+for ((i = 1; i <= REPS; i++)); do
+  o=$(mpi 3 "$OUT/farm_floor" "$N_FLOOR" "$FLOOR_DEPTH") || o=""
+  f=$(field FLOOR jobs_per_s "$o")
+  hb=$(max_field RSS hwm_kb "$o")
+  # The same farm with one task per worker in flight: the shape of the async search loop.
+  o=$(mpi 3 "$OUT/farm_floor" "$N_FLOOR" 1) || o=""
+  f1=$(field FLOOR jobs_per_s "$o")
+  o=$(mpi 3 "$BIN" bench/noop.lua bulk "$N_EVL") || o=""
+  b=$(field NOOP jobs_per_s "$o")
+  o=$(mpi 3 "$BIN" bench/noop.lua async "$N_EVL") || o=""
+  a=$(field NOOP jobs_per_s "$o")
+  h=$(max_field RSS hwm_kb "$o")
+  p=""
+  if have_mpi4py; then
+    o=$(mpi 3 "$PY" bench/mpi4py_bench.py "$N_PY") || o=""
+    p=$(field MPI4PY jobs_per_s "$o")
+  fi
+  FLOOR+=("$f") FLOOR1+=("$f1") BULK+=("$b") ASYNC+=("$a") PY_RATE+=("$p") HWM+=("$h") HWM_BARE+=("$hb")
+  [ -n "$f" ] && [ -n "$b" ] && R_BULK+=("$(div "$b" "$f")")
+  [ -n "$f" ] && [ -n "$a" ] && R_ASYNC+=("$(div "$a" "$f")")
+  [ -n "$f1" ] && [ -n "$a" ] && R_ASYNC1+=("$(div "$a" "$f1")")
+  [ -n "$p" ] && [ -n "$a" ] && R_PY+=("$(div "$a" "$p")")
+  note "  run $i: floor $f (1 in flight: $f1), bulk $b, async $a, mpi4py $p jobs/s; peak RSS $h kB (bare MPI $hb kB)"
+done
+mf=$(median "${FLOOR[@]}") mf1=$(median "${FLOOR1[@]}") mb=$(median "${BULK[@]}") ma=$(median "${ASYNC[@]}") mp=$(median "${PY_RATE[@]}")
+rb=$(median "${R_BULK[@]}") ra=$(median "${R_ASYNC[@]}") ra1=$(median "${R_ASYNC1[@]}") rp=$(median "${R_PY[@]}")
+info 1 "floor: C MPI farm, 64 B each way, $FLOOR_DEPTH in flight/worker" "$(fmt '%.0f jobs/s' "$mf")" \
+  "$(fmt '%.0f jobs/s' "$mf1") with 1 in flight per worker; 3 ranks, $N_FLOOR tasks"
+row 1a "bulk: submit($N_EVL no-op jobs) + gather(\"ALL\")" "$(fmt '%.3fx floor' "$rb")" ">= 0.5x floor" ">=" 0.5 "$rb" \
+  "$(fmt '%.0f jobs/s' "$mb"); 3 ranks (2 workers)"
+row 1b "async: gather(\"BATCH\", 1) + resubmit, $N_EVL jobs" "$(fmt '%.3fx floor' "$ra")" ">= 0.25x floor" ">=" 0.25 "$ra" \
+  "$(fmt '%.0f jobs/s' "$ma"); $(fmt '%.3fx' "$ra1") the 1-in-flight floor"
+if have_mpi4py; then
+  row 2 "async / mpi4py.futures MPICommExecutor async" "$(fmt '%.2fx mpi4py' "$rp")" ">= 20x" ">=" 20 "$rp" \
+    "$(fmt '%.0f jobs/s' "$mp") for mpi4py.futures (wait FIRST_COMPLETED + resubmit, $N_PY jobs)"
+else
+  ROWS+=("2|async / mpi4py.futures MPICommExecutor async|n/a|>= 20x|SKIP|python3-mpi4py not available")
+fi
+
+# ---- 3: scheduling efficiency -----------------------------------------------------------------
+note "3/6 scheduling efficiency: $SCHED_N jobs of ${SCHED_DUR}s on 4 workers ($REPS runs)"
+EFF=() EFF_ASYNC=() LS=() LG=() LE=() LGA=()
+for ((i = 1; i <= REPS; i++)); do
+  o=$(mpi 5 "$BIN" bench/sched.lua bulk "$SCHED_N" "$SCHED_DUR") || o=""
+  e=$(field SCHED efficiency "$o")
+  LS+=("$(field SCHED lost_start "$o")") LG+=("$(field SCHED lost_gaps "$o")") LE+=("$(field SCHED lost_end "$o")")
+  o=$(mpi 5 "$BIN" bench/sched.lua async "$SCHED_N" "$SCHED_DUR") || o=""
+  ea=$(field SCHED efficiency "$o")
+  LGA+=("$(field SCHED lost_gaps "$o")")
+  EFF+=("$e") EFF_ASYNC+=("$ea")
+  note "  run $i: efficiency bulk $e, async $ea"
+done
+me=$(median "${EFF[@]}") mea=$(median "${EFF_ASYNC[@]}")
+pct() { awk -v v="$1" 'BEGIN { if (v != "") printf "%.2f %%", v * 100 }'; }
+row 3a "efficiency, bulk: $SCHED_N jobs of ${SCHED_DUR}s, 4 workers" "$(pct "$me")" ">= 99 %" ">=" 0.99 "$me" \
+  "idle: $(pct "$(median "${LS[@]}")") before first job, $(pct "$(median "${LG[@]}")") between jobs, $(pct "$(median "${LE[@]}")") after last"
+row 3b "efficiency, async (BATCH 1 + resubmit), same jobs" "$(pct "$mea")" ">= 99 %" ">=" 0.99 "$mea" \
+  "idle: $(pct "$(median "${LGA[@]}")") between jobs"
+
+# ---- 4: start-up ------------------------------------------------------------------------------
+note "4/6 start-up: mpirun -np 4, evaluator-lua empty.lua against bare_mpi ($START_REPS runs)"
+T_EVL=() T_BARE=() R_START=()
+for ((i = 1; i <= START_REPS; i++)); do
+  # Which goes first alternates: a launch can leave work behind (daemons exiting) for the next.
+  for which in $([ $((i % 2)) = 1 ] && echo "bare evl" || echo "evl bare"); do
+    t0=$(now)
+    if [ "$which" = bare ]; then
+      if mpi 4 "$OUT/bare_mpi" >/dev/null; then tb=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }'); else tb=""; fi
+    else
+      if mpi 4 "$BIN" bench/empty.lua >/dev/null; then te=$(awk -v a="$t0" -v b="$(now)" 'BEGIN { print b - a }'); else te=""; fi
+    fi
+  done
+  T_EVL+=("$te") T_BARE+=("$tb")
+  [ -n "$te" ] && [ -n "$tb" ] && R_START+=("$(div "$te" "$tb")")
+done
+rs=$(median "${R_START[@]}")
+row 4 "start-up: mpirun -np 4, empty.lua / bare MPI program" "$(fmt '%.3fx' "$rs")" "<= 1.5x" "<=" 1.5 "$rs" \
+  "$(fmt '%.3f s' "$(median "${T_EVL[@]}")") against $(fmt '%.3f s' "$(median "${T_BARE[@]}")")"
+
+# ---- 5: footprint -----------------------------------------------------------------------------
+note "5/6 footprint: peak RSS (from the async runs), root CPU while workers run ${CPU_SECONDS}s jobs"
+mh=$(median "${HWM[@]}") mhb=$(median "${HWM_BARE[@]}")
+row 5a "peak RSS per rank, no-op async run (max of 3 ranks)" "$(fmt '%.1f MB' "$(awk -v v="$mh" 'BEGIN { if (v != "") print v / 1024 }')")" "<= 8 MB" "<=" 8192 "$mh" \
+  "$(fmt '%.1f MB' "$(awk -v v="$mhb" 'BEGIN { if (v != "") print v / 1024 }')") for a rank of the bare C MPI farm"
+over=$(awk -v a="$mh" -v b="$mhb" 'BEGIN { if (a != "" && b != "") print a - b }')
+row 5b "  the same, minus a bare C MPI rank's peak RSS" "$(fmt '%.1f MB' "$(awk -v v="$over" 'BEGIN { if (v != "") print v / 1024 }')")" "<= 8 MB" "<=" 8192 "$over"
+CPU=()
+for ((i = 1; i <= (QUICK == 1 ? 1 : 3); i++)); do
+  o=$(mpi 3 "$BIN" bench/rootcpu.lua "$CPU_JOBS" "$CPU_SECONDS") || o=""
+  c=$(field ROOTCPU fraction "$o")
+  CPU+=("$c")
+  note "  run $i: root CPU fraction $c"
+done
+mc=$(median "${CPU[@]}")
+row 5c "root CPU / wall, 2 workers, $CPU_JOBS jobs of ${CPU_SECONDS}s" "$(fmt '%.2f %%' "$(awk -v v="$mc" 'BEGIN { if (v != "") print v * 100 }')")" "<= 5 %" "<=" 0.05 "$mc"
+
+# ---- 6: growth --------------------------------------------------------------------------------
+note "6/6 growth: $GROW_N no-op jobs in chunks of $GROW_C, dumped to CSV every chunk ($GROW_REPS runs)"
+RSSR=() RATER=() RSS10=() RSS100=() GSEC=() DUMPS=()
+for ((i = 1; i <= GROW_REPS; i++)); do
+  d=$(mktemp -d "$WORK/growth.XXXXXX")
+  o=$(mpi 3 "$BIN" bench/growth.lua "$GROW_N" "$GROW_C" "$d") || o=""
+  rm -rf "$d"
+  RSSR+=("$(field GROWTH rss_ratio "$o")") RATER+=("$(field GROWTH rate_ratio "$o")")
+  RSS10+=("$(field GROWTH rss10_kb "$o")") RSS100+=("$(field GROWTH rss100_kb "$o")") GSEC+=("$(field GROWTH seconds "$o")") DUMPS+=("$(field GROWTH dump_last "$o")")
+  note "  run $i: $(printf '%s\n' "$o" | grep '^GROWTH' | cut -d' ' -f2-)"
+done
+mr=$(median "${RSSR[@]}") mt=$(median "${RATER[@]}")
+row 6a "root VmRSS at 100% / at 10% of $GROW_N jobs" "$(fmt '%.3fx' "$mr")" "<= 1.2x" "<=" 1.2 "$mr" \
+  "$(fmt '%.1f MB' "$(awk -v v="$(median "${RSS10[@]}")" 'BEGIN { if (v != "") print v / 1024 }')") -> $(fmt '%.1f MB' "$(awk -v v="$(median "${RSS100[@]}")" 'BEGIN { if (v != "") print v / 1024 }')"), $(fmt '%.1f s' "$(median "${GSEC[@]}")") per run"
+row 6b "  jobs/s, last 10% / first 10% (median chunk)" "$(fmt '%.3fx' "$mt")" ">= 0.8x" ">=" 0.8 "$mt" \
+  "the CSV dumps take $(pct "$(median "${DUMPS[@]}")") of the time in the last 10%"
+
+print_table
+[ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }
+if [ $ERRORS -gt 0 ]; then
+  echo "$ERRORS measurement(s) could not be taken"
+  exit 1
+fi
+echo "$FAILS target(s) missed"
+[ "${BENCH_STRICT:-0}" = 1 ] && [ $FAILS -gt 0 ] && exit 1
+exit 0
