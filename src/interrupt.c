@@ -59,13 +59,18 @@ static void arm_hook(lua_State *L) {
   lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
-run_status guard_check(guard_t *g) {
+run_status guard_check_local(guard_t *g) {
   if (g->raised) return g->raised;
   int why = atomic_load(&g->cancel);
   if (!why && interrupted) why = RUN_CANCELLED;
   if (!why && g->deadline > 0 && now_monotonic() >= g->deadline) why = g->deadline_why;
-  if (!why && g->poll) why = g->poll(g->poll_ud);
   return (run_status)why;
+}
+
+run_status guard_check(guard_t *g) {
+  run_status why = guard_check_local(g);
+  if (!why && g->poll) why = (run_status)g->poll(g->poll_ud);
+  return why;
 }
 
 int guard_raise(lua_State *L, guard_t *g, run_status why) {

@@ -71,6 +71,8 @@ void guard_cancel(guard_t *g, run_status why);
 
 /* On the owner thread: the reason this job must stop now, or 0. Polls the transport. */
 run_status guard_check(guard_t *g);
+/* The same without polling the transport: what is known here already (cancel, deadline, Ctrl-C). */
+run_status guard_check_local(guard_t *g);
 /* Raise the stop error in L (does not return). Re-arms the hook so the run function's own
  * pcall cannot swallow it. */
 int guard_raise(lua_State *L, guard_t *g, run_status why);
