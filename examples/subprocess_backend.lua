@@ -11,7 +11,9 @@ local tmpdir = os.getenv("TMPDIR") or "/tmp"
 function SubprocessEvaluator:execute(job)
   local command = self.run_function(job, self.run_function_kwargs) -- the run function builds a command
   local out = ("%s/evaluator-job-%d-%s"):format(tmpdir, math.random(1 << 30), job.id)
-  local launcher = io.popen(("{ (%s) > %s.out 2>&1; echo $? > %s.done; } &"):format(command, out, out))
+  -- The status file appears whole (written aside, then renamed), so it is never read half-written.
+  local launcher = io.popen(("{ (%s) > %s.out 2>&1; echo $? > %s.tmp; mv %s.tmp %s.done; } &")
+    :format(command, out, out, out, out))
   launcher:close()
   local done
   repeat

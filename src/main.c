@@ -8,6 +8,7 @@
 #include <lauxlib.h>
 
 #include "interrupt.h"
+#include "pool_thread.h"
 #include "runtime.h"
 #include "subprocess.h"
 #include "transport.h"
@@ -87,6 +88,13 @@ static int close_open_evaluators(lua_State *L) {
 
 static int close_open_evaluators(lua_State *L);
 
+/* Interrupted, every rank is on its way out: MPI_Finalize would wait for the others (seconds)
+ * while mpirun kills whoever is not gone within one. The results are on disk already. */
+static void leave_interrupted(int sig) {
+  fflush(NULL);
+  _exit(128 + sig);
+}
+
 /* An uncaught error. Interrupted (Ctrl-C, SIGTERM), every rank got the signal: close what is open
  * (it cancels every job at once), so all ranks end cleanly. Otherwise MPI_Abort ends them all. */
 static void die(lua_State *L, int rank, int size, const char *what) {
@@ -94,10 +102,7 @@ static void die(lua_State *L, int rank, int size, const char *what) {
   fprintf(stderr, "evaluator-lua: rank %d: %s%s\n", rank, what, msg ? msg : "(error object is not a string)");
   fflush(NULL);
   int sig = interrupt_pending();
-  if (sig && close_open_evaluators(L) == LUA_OK) {
-    MPI_Finalize();
-    exit(128 + sig);
-  }
+  if (sig && close_open_evaluators(L) == LUA_OK) leave_interrupted(sig);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, sig ? 128 + sig : 1);
   exit(sig ? 128 + sig : 1);
 }
@@ -133,9 +138,11 @@ int main(int argc, char **argv) {
   }
   if (runtime_run(&rt) != LUA_OK) die(rt.L, rank, size, "");
   if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
+  int sig = interrupt_pending();
+  if (sig) leave_interrupted(sig);
+  pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   runtime_close(&rt);
   fflush(NULL);
-  int sig = interrupt_pending();
   MPI_Finalize();
-  return sig ? 128 + sig : 0;
+  return 0;
 }

@@ -3,6 +3,7 @@
 #include "pool_thread.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,16 @@ struct tpool {
   pthread_mutex_t fatal_mu;
   char fatal[256]; /* the first worker that could not start says why */
 };
+
+/* Worker threads alive, in every pool: the program waits for them at its end. */
+static atomic_int live_threads;
+
+void pool_thread_wait_all(void) {
+  while (atomic_load(&live_threads) > 0 && !interrupt_pending()) {
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
 
 /* ---- queues ---- */
 
@@ -147,6 +158,7 @@ static void *thread_main(void *arg) {
   rt.serve_at = p->serve_at;
   if (runtime_open(&rt)) {
     set_fatal(p, t->w, "cannot create a Lua state: out of memory");
+    atomic_fetch_sub(&live_threads, 1);
     return NULL;
   }
   runtime_set_args(&rt);
@@ -163,6 +175,7 @@ static void *thread_main(void *arg) {
     set_fatal(p, t->w, why);
   }
   runtime_close(&rt);
+  atomic_fetch_sub(&live_threads, 1);
   return NULL;
 }
 
@@ -233,7 +246,9 @@ executor_t *pool_thread_new(runtime_t *rt, int num_workers, const exec_config *c
     t->pool = p;
     t->w = i;
     msgq_init(&t->inbox);
+    atomic_fetch_add(&live_threads, 1);
     t->started = pthread_create(&t->thread, NULL, thread_main, t) == 0;
+    if (!t->started) atomic_fetch_sub(&live_threads, 1);
     if (!t->started) {
       set_fatal(p, i, "cannot start a thread");
       break;

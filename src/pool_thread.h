@@ -10,4 +10,7 @@
  * err set when a thread cannot load or run the script that far. */
 executor_t *pool_thread_new(runtime_t *rt, int num_workers, const exec_config *cfg, char *err, size_t errlen);
 
+/* Wait for worker threads still finishing a job (a pool closed without waiting). */
+void pool_thread_wait_all(void);
+
 #endif

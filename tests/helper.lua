@@ -239,4 +239,130 @@ function H.lua_string(s)
   return ("%q"):format(s)
 end
 
+---------------------------------------------------------------------------------------------------
+-- Added for the timeouts, exit, signals, methods and storage specs (nothing above changed).
+
+--- Seconds since the epoch, with fractions (date +%s.%N).
+H.now = now
+
+--- Sleeps s seconds (the sleep command).
+function H.sleep(s)
+  os.execute("sleep " .. tostring(s))
+end
+
+--- A regular expression for pgrep -f that matches the plain string s, written so that it does not
+--- match itself: every character but letters and digits goes in brackets, and so does the first.
+function H.pgrep_pattern(s)
+  local out = {}
+  for i = 1, #s do
+    local c = s:sub(i, i)
+    if i == 1 or not c:match("[%w]") then
+      if c == "]" or c == "\\" or c == "^" then c = "\\" .. c end
+      out[#out + 1] = "[" .. c .. "]"
+    else
+      out[#out + 1] = c
+    end
+  end
+  return table.concat(out)
+end
+
+--- The pids (numbers) of the processes whose command line contains the plain string s, as
+--- `pgrep -f` sees them (zombies included when their name matches), and their `ps` lines.
+function H.pgrep(s)
+  local pat = H.pgrep_pattern(s)
+  local pids, lines = {}, {}
+  local out = capture("pgrep -f " .. shell_quote(pat) .. " 2>/dev/null")
+  for pid in out:gmatch("%d+") do
+    pids[#pids + 1] = tonumber(pid)
+    lines[#lines + 1] = (capture("ps -o pid=,stat=,args= -p " .. pid .. " 2>/dev/null"):gsub("\n$", ""))
+  end
+  return pids, table.concat(lines, "\n")
+end
+
+--- Kills (SIGKILL), by pid, the processes whose command line contains the plain string s; for
+--- clean-ups after a test, with a string only the test's own processes carry.
+function H.kill_matching(s)
+  for _, pid in ipairs((H.pgrep(s))) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+end
+
+--- Polls until fn() is true or `timeout` seconds have passed; returns fn()'s last value.
+function H.wait_until(fn, timeout, step)
+  local t_end = now() + timeout
+  while true do
+    local v = fn()
+    if v or now() >= t_end then return v end
+    H.sleep(step or 0.1)
+  end
+end
+
+--- Whether a file exists.
+function H.exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- Runs several scripts at once, each as H.run would (same options: np, timeout, name, files,
+--- keep, env, args, mpi_args, expect_timeout), and returns their results in the same order once
+--- all have ended. For slow scripts that mostly wait, so that a spec's wall time stays low.
+function H.run_parallel(list)
+  local runs, lines = {}, {}
+  for i, item in ipairs(list) do
+    local script, opts = item[1], item[2] or {}
+    local np = opts.np or 1
+    local dir = opts.dir or H.tmpdir()
+    local name = opts.name or "script.lua"
+    write_file(dir .. "/" .. name, opts.prelude == false and script or (H.PRELUDE .. script))
+    for fname, content in pairs(opts.files or {}) do write_file(dir .. "/" .. fname, content) end
+    local timeout = opts.timeout or H.TIMEOUT
+    local use_mpi = opts.mpi
+    if use_mpi == nil then use_mpi = np > 1 end
+    local parts = {}
+    if opts.env then
+      parts[1] = "env"
+      for k, v in pairs(opts.env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
+    end
+    for _, a in ipairs({ "timeout", "-k", "5", tostring(timeout) }) do parts[#parts + 1] = a end
+    if use_mpi then
+      parts[#parts + 1] = H.MPIRUN
+      parts[#parts + 1] = "--oversubscribe"
+      for _, a in ipairs(opts.mpi_args or {}) do parts[#parts + 1] = shell_quote(a) end
+      parts[#parts + 1] = "-np"
+      parts[#parts + 1] = tostring(np)
+    end
+    parts[#parts + 1] = shell_quote(opts.bin or H.BIN)
+    parts[#parts + 1] = shell_quote(name)
+    for _, a in ipairs(opts.args or {}) do parts[#parts + 1] = shell_quote(a) end
+    local cmd = table.concat(parts, " ")
+    runs[i] = { dir = dir, cmd = cmd, opts = opts }
+    lines[#lines + 1] = ("(cd %s && s=$(date +%%s.%%N) && %s </dev/null >.stdout 2>.stderr; echo $? > .code; "
+      .. "echo \"$s $(date +%%s.%%N)\" > .times) &"):format(shell_quote(dir), cmd)
+  end
+  lines[#lines + 1] = "wait"
+  capture(table.concat(lines, "\n"))
+  local out, hung = {}, nil
+  for i, run in ipairs(runs) do
+    local dir, opts = run.dir, run.opts
+    local code = tonumber(((read_file(dir .. "/.code") or ""):match("(%d+)")))
+    local t0, t1 = (read_file(dir .. "/.times") or ""):match("([%d.]+) ([%d.]+)")
+    local r = {
+      code = code, dir = dir, cmd = run.cmd, elapsed = (tonumber(t1) or 0) - (tonumber(t0) or 0),
+      stdout = read_file(dir .. "/.stdout") or "", stderr = read_file(dir .. "/.stderr") or "",
+    }
+    for _, f in ipairs({ ".stdout", ".stderr", ".code", ".times" }) do os.remove(dir .. "/" .. f) end
+    r.timed_out = code == 124 or code == 137
+    if not opts.dir and not opts.keep then
+      H.rmdir(dir)
+      r.dir = nil
+    end
+    if r.timed_out and not opts.expect_timeout and not hung then
+      hung = ("TIMED OUT after %s s (the binary hung): %s\n--- stdout:\n%s\n--- stderr:\n%s")
+        :format(opts.timeout or H.TIMEOUT, run.cmd, r.stdout, r.stderr)
+    end
+    out[i] = r
+  end
+  if hung then error(hung, 2) end
+  return out
+end
+
 return H
