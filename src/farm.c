@@ -72,29 +72,34 @@ static int depth(const farm_t *f) {
 
 /* ---- hand-out ---- */
 
+/* Take the oldest queued job: its slot, number and encoded parameters (valid until the queue
+ * is appended to). */
+static void queue_pop(farm_t *f, uint32_t *slot, uint64_t *n, const char **params, size_t *len) {
+  const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
+  wire_get_u32(&p, end, slot);
+  wire_get_u64(&p, end, n);
+  wire_get_bytes(&p, end, params, len);
+  f->qread = (size_t)(p - f->queue.data);
+  if (--f->qcount == 0) f->queue.len = f->qread = 0;
+}
+
 static void send_batch(farm_t *f, int wi, uint32_t k) {
   buf_t *m = &f->msg;
   m->len = 0;
   wire_put_u32(m, k);
   wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - now_monotonic() : -1.0);
   for (uint32_t i = 0; i < k; i++) {
-    const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
     uint32_t slot;
     uint64_t n;
     const char *params;
     size_t len;
-    wire_get_u32(&p, end, &slot);
-    wire_get_u64(&p, end, &n);
-    wire_get_bytes(&p, end, &params, &len);
+    queue_pop(f, &slot, &n, &params, &len);
     wire_put_u32(m, slot);
     wire_put_u64(m, n);
-    buf_add(m, params, len);
-    f->qread = (size_t)(p - f->queue.data);
+    buf_add(m, params, len); /* before the queue is touched again */
     if (f->w[wi].count == 0) f->w[wi].started = now_monotonic();
     ring_push(&f->w[wi], slot);
   }
-  f->qcount -= k;
-  if (f->qcount == 0) f->queue.len = f->qread = 0;
   f->link->ops->send(f->link, wi, TAG_JOBS, m);
 }
 
@@ -292,19 +297,13 @@ static void farm_set_budget(executor_t *ex, double deadline) {
 static void farm_cancel(executor_t *ex, int running) {
   farm_t *f = (farm_t *)ex;
   while (f->qcount) {
-    const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
     uint32_t slot;
     uint64_t n;
     const char *params;
     size_t len;
-    wire_get_u32(&p, end, &slot);
-    wire_get_u64(&p, end, &n);
-    wire_get_bytes(&p, end, &params, &len);
-    f->qread = (size_t)(p - f->queue.data);
-    f->qcount--;
+    queue_pop(f, &slot, &n, &params, &len);
     wire_put_u32(&f->cancelled, slot);
   }
-  f->queue.len = f->qread = 0;
   send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
 }
 

@@ -1,4 +1,4 @@
-/* json.h: JSON text for Lua values, both ways, and the shortest round-trip text of a double.
+/* json.h: JSON text for Lua values, both ways (convert_for_csv, decode, nested CSV cells).
  * No global state: safe to call from several threads, each with its own lua_State. */
 #ifndef EVL_JSON_H
 #define EVL_JSON_H
@@ -12,18 +12,9 @@
 /* Deepest table nesting json_encode and json_decode accept; deeper input is an error, not a crash. */
 #define JSON_MAX_DEPTH 1000
 
-/* Write into out the first of "%.15g", "%.16g", "%.17g" that strtod reads back bit-exactly,
- * in Python repr style: ".0" is appended when the text has no '.', 'e', "inf" or "nan"
- * (2.0 -> "2.0", -0.0 -> "-0.0", 1e300 -> "1e+300", 0.1 -> "0.1"). Unlike Python's repr this is not
- * always the shortest text: subnormals keep 15 digits (5e-324 -> "4.94065645841247e-324") and
- * 1e15 is "1e+15" where Python writes "1000000000000000.0"; both read back exactly.
- * Non-finite values give "nan", "inf" and "-inf": callers that need JSON tokens handle them first.
- * Assumes the "C" numeric locale (Lua itself does too). */
-void json_format_double(double d, char out[32]);
-
 /* Append to out the JSON text of the value at stack index idx. Returns 0, or -1 with a message in
  * err naming the key path (e.g. `value at "a.b[2]" is a function: cannot encode`).
- * - nil -> null, booleans -> true/false, integers -> "%lld", floats -> json_format_double, except
+ * - nil -> null, booleans -> true/false, integers -> "%lld", floats -> fmt_double (numfmt.h), except
  *   NaN, inf and -inf -> NaN, Infinity, -Infinity as Python's json.dumps writes them.
  * - Strings: valid UTF-8 is copied as is; control bytes are escaped; a byte that is not part of valid
  *   UTF-8 becomes \u00XX of its value (lossy: it decodes back as U+00XX). A UTF-16 surrogate

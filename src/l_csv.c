@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "csv.h"
 #include "json.h"
+#include "numfmt.h"
 
 /* Where l_csv_dump keeps its work, after its three arguments. */
 enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_SEEN, S_COLS, S_ROWS, S_PNAMES, S_MNAMES };
@@ -37,7 +38,7 @@ static void push_cell(lua_State *L, int idx, const where_t *w) {
     if (lua_isinteger(L, idx))
       snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
     else
-      json_format_double(lua_tonumber(L, idx), num);
+      fmt_double(lua_tonumber(L, idx), num);
     lua_pushstring(L, num);
     return;
   case LUA_TTABLE: {
@@ -85,7 +86,7 @@ static void push_name(lua_State *L, const char *prefix, int idx, const char *job
   else if (lua_isinteger(L, idx))
     n = (size_t)snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
   else
-    json_format_double(lua_tonumber(L, idx), num), n = strlen(num);
+    fmt_double(lua_tonumber(L, idx), num), n = strlen(num);
   if (strlen(s) != n) luaL_error(L, "job %s: name \"%s...\" holds a NUL byte", job, s);
   lua_pushfstring(L, "%s%s", prefix, s);
   lua_pushvalue(L, idx);

@@ -12,7 +12,7 @@
  *   objective  a number or a string such as "F_TIMEOUT" -> column "objective";
  *              a list of k numbers -> columns "objective_0".."objective_<k-1>"; nil -> empty;
  *   metadata   table key -> value: columns "m:<key>" for string keys not starting with "_".
- * Values are written as strings as-is, integers "%lld", floats json_format_double, booleans
+ * Values are written as strings as-is, integers "%lld", floats fmt_double, booleans
  * "True"/"False" (as pandas writes them), tables as JSON text. Raises a Lua error for a badly shaped
  * job, a value that cannot be encoded, or a file that cannot be written. Returns nothing. */
 int l_csv_dump(lua_State *L);
