@@ -140,6 +140,8 @@ run_status guard_end(guard_t *g) {
   lua_sethook(g->L, NULL, 0, 0);
   if (g->raised || atomic_load(&g->cancel) || interrupted) reap_groups(g);
   run_status why = g->raised;
+  /* Stopped from outside (the ticker killed its command) just as it returned: still stopped. */
+  if (!why) why = (run_status)atomic_load(&g->cancel);
   if (!why && g->mem_hit) why = RUN_MEMORY;
   g->raised = RUN_OK;
   g->deadline = 0;
