@@ -112,6 +112,7 @@ void guard_begin(guard_t *g, double deadline, run_status deadline_why, size_t me
   g->mem_base = g->mem_used;
   g->mem_limit = mem_limit;
   atomic_store(&g->ngroups, 0);
+  atomic_store(&g->cancel, 0); /* a late stop meant for the job before */
   atomic_fetch_add(&g->job_seq, 1);
   atomic_store(&g->running, 1);
 }
@@ -189,10 +190,13 @@ static void on_tick(int sig) {
   if (g && atomic_load(&g->running)) arm_hook(g->L);
 }
 
-static int must_stop(guard_t *g, double now) {
+static int must_stop(guard_t *g, double now, unsigned long seq) {
   if (atomic_load(&g->cancel) || interrupted) return 1;
-  if (g->deadline > 0 && now >= g->deadline) {
-    guard_cancel(g, g->deadline_why);
+  double deadline = g->deadline;
+  run_status why = g->deadline_why;
+  /* The job may have ended (and the next begun) since seq was read: stop only the one it was. */
+  if (deadline > 0 && now >= deadline && atomic_load(&g->job_seq) == seq && atomic_load(&g->running)) {
+    guard_cancel(g, why);
     return 1;
   }
   return 0;
@@ -211,7 +215,7 @@ static void *ticker_main(void *arg) {
     for (guard_t *g = guards; g; g = g->next) {
       if (!atomic_load(&g->running)) continue;
       unsigned long seq = atomic_load(&g->job_seq);
-      int stop = must_stop(g, now);
+      int stop = must_stop(g, now, seq);
       /* A subprocess may be what the job waits on: kill it from here, where no read blocks us. */
       if (stop) guard_kill_groups(g);
       /* Signal a job that must stop, or that has run a whole tick and may have a cancel to read. */
