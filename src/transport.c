@@ -14,8 +14,9 @@
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
 #define NAP_MAX_NS 1000000L  /* longest nap: the worst added latency of an idle wait */
-#define SPIN_MIN 200e-6      /* seconds of probing before the first nap... */
-#define SPIN_MAX 1e-3        /* ...up to this when messages have been coming that fast */
+#define SPIN_MIN 1e-3        /* seconds of probing before the first nap... */
+#define SPIN_MAX 3e-3        /* ...up to this when messages have been coming that fast */
+#define SPIN_OVERDUE 50e-6   /* when the expected result is long overdue (jobs of uneven length) */
 
 static int world_rank, world_size;
 
@@ -91,9 +92,11 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double 
   double spin = o->usual_wait < SPIN_MAX / 3 ? 3 * o->usual_wait : SPIN_MIN;
   if (spin < SPIN_MIN) spin = SPIN_MIN;
   double spin_from = start, spin_until = start + spin;
-  if (expect_at > start + 2 * SPIN_MIN) {
+  if (expect_at > start + 2 * SPIN_MIN) { /* not before the expected time */
     spin_from = expect_at - SPIN_MIN;
     spin_until = expect_at + SPIN_MAX;
+  } else if (expect_at > 0 && start > expect_at + SPIN_MAX) { /* long overdue: no sooner now */
+    spin_until = start + SPIN_OVERDUE;
   }
   long nap = NAP_MIN_NS;
   for (;;) {
