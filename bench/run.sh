@@ -36,6 +36,7 @@ if [ "$QUICK" = 1 ]; then
   CPU_JOBS=2 CPU_SECONDS=0.5            # row 5
   GROW_N=20000 GROW_C=1000 GROW_REPS=1  # row 6
   INT_NOOP=5000 INT_CPU=4 INT_SECONDS=0.05  # row 7
+  M_NOOP=2000 M_CPU=4 M_SECONDS=0.1         # row 8
   TMO=60
 else
   REPS=${BENCH_REPS:-5}
@@ -45,6 +46,7 @@ else
   CPU_JOBS=6 CPU_SECONDS=1
   GROW_N=1000000 GROW_C=10000 GROW_REPS=${BENCH_GROW_REPS:-3}
   INT_NOOP=50000 INT_CPU=8 INT_SECONDS=0.2
+  M_NOOP=20000 M_CPU=8 M_SECONDS=0.25
   TMO=300
 fi
 FLOOR_DEPTH=${BENCH_FLOOR_DEPTH:-2}
@@ -152,7 +154,7 @@ fi
 
 # ---- 1, 2, 5a: no-op throughput, against the raw MPI farm and mpi4py.futures ------------------
 # Each run: the floor, evaluator-lua bulk, evaluator-lua async, mpi4py.futures async, back to back.
-note "1/7 no-op jobs: floor, bulk, async, mpi4py.futures ($REPS runs)"
+note "1/8 no-op jobs: floor, bulk, async, mpi4py.futures ($REPS runs)"
 FLOOR=() FLOOR1=() BULK=() ASYNC=() PY_RATE=() R_BULK=() R_ASYNC=() R_ASYNC1=() R_PY=() HWM=() HWM_BARE=()
 for ((i = 1; i <= REPS; i++)); do
   o=$(mpi 3 "$OUT/farm_floor" "$N_FLOOR" "$FLOOR_DEPTH") || o=""
@@ -194,7 +196,7 @@ else
 fi
 
 # ---- 3: scheduling efficiency -----------------------------------------------------------------
-note "3/7 scheduling efficiency: $SCHED_N jobs of ${SCHED_DUR}s on 4 workers ($REPS runs)"
+note "3/8 scheduling efficiency: $SCHED_N jobs of ${SCHED_DUR}s on 4 workers ($REPS runs)"
 EFF=() EFF_ASYNC=() LS=() LG=() LE=() LGA=()
 for ((i = 1; i <= REPS; i++)); do
   o=$(mpi 5 "$BIN" bench/sched.lua bulk "$SCHED_N" "$SCHED_DUR") || o=""
@@ -214,7 +216,7 @@ row 3b "efficiency, async (BATCH 1 + resubmit), same jobs" "$(pct "$mea")" ">= 9
   "idle: $(pct "$(median "${LGA[@]}")") between jobs"
 
 # ---- 4: start-up ------------------------------------------------------------------------------
-note "4/7 start-up: mpirun -np 4, evaluator-lua empty.lua against bare_mpi ($START_REPS runs)"
+note "4/8 start-up: mpirun -np 4, evaluator-lua empty.lua against bare_mpi ($START_REPS runs)"
 T_EVL=() T_BARE=() R_START=()
 for ((i = 1; i <= START_REPS; i++)); do
   # Which goes first alternates: a launch can leave work behind (daemons exiting) for the next.
@@ -234,7 +236,7 @@ row 4 "start-up: mpirun -np 4, empty.lua / bare MPI program" "$(fmt '%.3fx' "$rs
   "$(fmt '%.3f s' "$(median "${T_EVL[@]}")") against $(fmt '%.3f s' "$(median "${T_BARE[@]}")")"
 
 # ---- 5: footprint -----------------------------------------------------------------------------
-note "5/7 footprint: peak RSS (from the async runs), root CPU while workers run ${CPU_SECONDS}s jobs"
+note "5/8 footprint: peak RSS (from the async runs), root CPU while workers run ${CPU_SECONDS}s jobs"
 mh=$(median "${HWM[@]}") mhb=$(median "${HWM_BARE[@]}")
 row 5a "peak RSS per rank, no-op async run (max of 3 ranks)" "$(fmt '%.1f MB' "$(awk -v v="$mh" 'BEGIN { if (v != "") print v / 1024 }')")" "<= 8 MB" "<=" 8192 "$mh" \
   "$(fmt '%.1f MB' "$(awk -v v="$mhb" 'BEGIN { if (v != "") print v / 1024 }')") for a rank of the bare C MPI farm"
@@ -251,7 +253,7 @@ mc=$(median "${CPU[@]}")
 row 5c "root CPU / wall, 2 workers, $CPU_JOBS jobs of ${CPU_SECONDS}s" "$(fmt '%.2f %%' "$(awk -v v="$mc" 'BEGIN { if (v != "") print v * 100 }')")" "<= 5 %" "<=" 0.05 "$mc"
 
 # ---- 6: growth --------------------------------------------------------------------------------
-note "6/7 growth: $GROW_N no-op jobs in chunks of $GROW_C, dumped to CSV every chunk ($GROW_REPS runs)"
+note "6/8 growth: $GROW_N no-op jobs in chunks of $GROW_C, dumped to CSV every chunk ($GROW_REPS runs)"
 RSSR=() RATER=() RSS10=() RSS100=() GSEC=() DUMPS=()
 for ((i = 1; i <= GROW_REPS; i++)); do
   d=$(mktemp -d "$WORK/growth.XXXXXX")
@@ -268,7 +270,7 @@ row 6b "  jobs/s, last 10% / first 10% (median chunk)" "$(fmt '%.3fx' "$mt")" ">
   "the CSV dumps take $(pct "$(median "${DUMPS[@]}")") of the time in the last 10%"
 
 # ---- 7: the cost of stopping jobs for real, to jobs that are not stopped ------------------------
-note "7/7 interrupt overhead: no-op and CPU-bound jobs with and without job_timeout/set_timeout ($REPS runs)"
+note "7/8 interrupt overhead: no-op and CPU-bound jobs with and without job_timeout/set_timeout ($REPS runs)"
 INR=() ICR=()
 for ((i = 1; i <= REPS; i++)); do
   o=$(mpi 3 "$BIN" bench/interrupt.lua "$INT_NOOP" "$INT_CPU" "$INT_SECONDS") || o=""
@@ -282,6 +284,41 @@ row 7a "no-op jobs with a budget: time / without one" "$(fmt '%.3fx' "$sn")" "<=
   "jobs/s with job_timeout and set_timeout over jobs/s with neither, $INT_NOOP jobs, 3 ranks"
 row 7b "CPU-bound jobs under a budget: CPU time / direct" "$(fmt '%.3fx' "$mic")" "<= 1.02x" "<=" 1.02 "$mic" \
   "a ${INT_SECONDS}s Lua loop as a job (ticker, mpicomm cancel polls) against the same loop run directly"
+
+# ---- 8: the methods side by side, 2 workers each ------------------------------------------------
+note "8/8 methods: no-op jobs/s and CPU-bound speed-up with 2 workers ($REPS runs)"
+method_run() { # METHOD ARGS...: serial, thread and process run alone; mpicomm under mpirun -np 3
+  local m=$1
+  shift
+  if [ "$m" = mpicomm ]; then mpi 3 "$BIN" bench/methods.lua "$m" "$@"
+  else
+    echo "+ $BIN bench/methods.lua $m $*" >>"$LOG"
+    timeout "$TMO" "$BIN" bench/methods.lua "$m" "$@" 2>>"$LOG"
+  fi
+}
+declare -A MN MS
+for m in serial thread process mpicomm; do MN[$m]="" MS[$m]=""; done
+for ((i = 1; i <= REPS; i++)); do
+  o=$(method_run serial cpu "$M_CPU" "$M_SECONDS") || o=""
+  ws=$(field METHODS cpu_wall "$o")
+  for m in serial thread process mpicomm; do
+    o=$(method_run "$m" noop "$M_NOOP") || o=""
+    MN[$m]="${MN[$m]} $(field METHODS noop_jobs_per_s "$o")"
+    if [ "$m" != serial ]; then
+      o=$(method_run "$m" cpu "$M_CPU" "$M_SECONDS") || o=""
+      wm=$(field METHODS cpu_wall "$o")
+      [ -n "$ws" ] && [ -n "$wm" ] && MS[$m]="${MS[$m]} $(div "$ws" "$wm")"
+    fi
+  done
+done
+for m in serial thread process mpicomm; do
+  info "8-$m" "$m: no-op jobs/s, 2 workers ($M_NOOP jobs)" "$(fmt '%.0f jobs/s' "$(median ${MN[$m]})")"
+done
+for m in thread process mpicomm; do
+  sp=$(median ${MS[$m]})
+  row "8-$m" "$m: CPU-bound speed-up over serial, 2 workers" "$(fmt '%.2fx' "$sp")" ">= 1.6x" ">=" 1.6 "$sp" \
+    "$M_CPU jobs of ${M_SECONDS}s of Lua arithmetic; 2x is both cores busy"
+done
 
 print_table
 [ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }

@@ -96,22 +96,10 @@ local function now()
   return tonumber(s) or os.time()
 end
 
---- Runs `script` (Lua source text) with opts.np ranks (default 1) and returns
---- { code, stdout, stderr, dir, elapsed, cmd }.
---- opts: np; args (list of script arguments); timeout (seconds); prelude (false: the text as is);
---- mpi (true: use mpirun even for one rank; false: never); mpi_args (list of extra mpirun
---- arguments); files (name -> content, written beside the script); name (of the script file);
---- dir (run there instead of a fresh directory); expect_timeout (do not fail on a timeout);
---- env (name -> value, set for the command); keep (leave the directory, r.dir, for the caller).
-function H.run(script, opts)
-  opts = opts or {}
+--- The shell command (to run in the script's directory) that runs the script file `name` as the
+--- options of H.run say: env, timeout, mpi, np, mpi_args, bin, bin_args, script_arg, args.
+local function command_for(name, opts)
   local np = opts.np or 1
-  local dir = opts.dir or H.tmpdir()
-  local name = opts.name or "script.lua"
-  local text = opts.prelude == false and script or (H.PRELUDE .. script)
-  write_file(dir .. "/" .. name, text)
-  for fname, content in pairs(opts.files or {}) do write_file(dir .. "/" .. fname, content) end
-  local timeout = opts.timeout or H.TIMEOUT
   local use_mpi = opts.mpi
   if use_mpi == nil then use_mpi = np > 1 end
   local parts = {}
@@ -119,6 +107,7 @@ function H.run(script, opts)
     parts[1] = "env"
     for k, v in pairs(opts.env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
   end
+  local timeout = opts.timeout or H.TIMEOUT
   for _, a in ipairs({ "timeout", "-k", "5", tostring(timeout) }) do parts[#parts + 1] = a end
   if use_mpi then
     parts[#parts + 1] = H.MPIRUN
@@ -133,7 +122,25 @@ function H.run(script, opts)
   for _, a in ipairs(opts.bin_args or {}) do parts[#parts + 1] = shell_quote(a) end
   if opts.script_arg ~= false then parts[#parts + 1] = shell_quote(opts.script_arg or name) end
   for _, a in ipairs(opts.args or {}) do parts[#parts + 1] = shell_quote(a) end
-  local cmd = table.concat(parts, " ")
+  return table.concat(parts, " ")
+end
+
+--- Runs `script` (Lua source text) with opts.np ranks (default 1) and returns
+--- { code, stdout, stderr, dir, elapsed, cmd }.
+--- opts: np; args (list of script arguments); timeout (seconds); prelude (false: the text as is);
+--- mpi (true: use mpirun even for one rank; false: never); mpi_args (list of extra mpirun
+--- arguments); files (name -> content, written beside the script); name (of the script file);
+--- dir (run there instead of a fresh directory); expect_timeout (do not fail on a timeout);
+--- env (name -> value, set for the command); keep (leave the directory, r.dir, for the caller).
+function H.run(script, opts)
+  opts = opts or {}
+  local dir = opts.dir or H.tmpdir()
+  local name = opts.name or "script.lua"
+  local text = opts.prelude == false and script or (H.PRELUDE .. script)
+  write_file(dir .. "/" .. name, text)
+  for fname, content in pairs(opts.files or {}) do write_file(dir .. "/" .. fname, content) end
+  local timeout = opts.timeout or H.TIMEOUT
+  local cmd = command_for(name, opts)
   local t0 = now()
   local sh = ("cd %s && %s </dev/null >.stdout 2>.stderr; echo $?"):format(shell_quote(dir), cmd)
   local code = tonumber((capture(sh):match("(%d+)%s*$")))
@@ -303,37 +310,18 @@ function H.exists(path)
 end
 
 --- Runs several scripts at once, each as H.run would (same options: np, timeout, name, files,
---- keep, env, args, mpi_args, expect_timeout), and returns their results in the same order once
---- all have ended. For slow scripts that mostly wait, so that a spec's wall time stays low.
+--- keep, env, args, mpi, mpi_args, bin, bin_args, script_arg, expect_timeout), and returns their
+--- results in the same order once all have ended. For slow scripts that mostly wait, so that a
+--- spec's wall time stays low.
 function H.run_parallel(list)
   local runs, lines = {}, {}
   for i, item in ipairs(list) do
     local script, opts = item[1], item[2] or {}
-    local np = opts.np or 1
     local dir = opts.dir or H.tmpdir()
     local name = opts.name or "script.lua"
     write_file(dir .. "/" .. name, opts.prelude == false and script or (H.PRELUDE .. script))
     for fname, content in pairs(opts.files or {}) do write_file(dir .. "/" .. fname, content) end
-    local timeout = opts.timeout or H.TIMEOUT
-    local use_mpi = opts.mpi
-    if use_mpi == nil then use_mpi = np > 1 end
-    local parts = {}
-    if opts.env then
-      parts[1] = "env"
-      for k, v in pairs(opts.env) do parts[#parts + 1] = shell_quote(k .. "=" .. v) end
-    end
-    for _, a in ipairs({ "timeout", "-k", "5", tostring(timeout) }) do parts[#parts + 1] = a end
-    if use_mpi then
-      parts[#parts + 1] = H.MPIRUN
-      parts[#parts + 1] = "--oversubscribe"
-      for _, a in ipairs(opts.mpi_args or {}) do parts[#parts + 1] = shell_quote(a) end
-      parts[#parts + 1] = "-np"
-      parts[#parts + 1] = tostring(np)
-    end
-    parts[#parts + 1] = shell_quote(opts.bin or H.BIN)
-    parts[#parts + 1] = shell_quote(name)
-    for _, a in ipairs(opts.args or {}) do parts[#parts + 1] = shell_quote(a) end
-    local cmd = table.concat(parts, " ")
+    local cmd = command_for(name, opts)
     runs[i] = { dir = dir, cmd = cmd, opts = opts }
     lines[#lines + 1] = ("(cd %s && s=$(date +%%s.%%N) && %s </dev/null >.stdout 2>.stderr; echo $? > .code; "
       .. "echo \"$s $(date +%%s.%%N)\" > .times) &"):format(shell_quote(dir), cmd)
