@@ -59,6 +59,13 @@ void buf_addc(buf_t *b, char c) {
 
 void buf_adds(buf_t *b, const char *s) { buf_add(b, s, strlen(s)); }
 
+void buf_compact(buf_t *b, size_t *read) {
+  if (*read < 65536 || *read < b->len / 2) return;
+  memmove(b->data, b->data + *read, b->len - *read);
+  b->len -= *read;
+  *read = 0;
+}
+
 void buf_addf(buf_t *b, const char *fmt, ...) {
   char small[256];
   va_list ap;

@@ -19,6 +19,9 @@ char *buf_reserve(buf_t *b, size_t n);
 void buf_add(buf_t *b, const void *p, size_t n);
 void buf_addc(buf_t *b, char c);
 void buf_adds(buf_t *b, const char *s);
+/* A buffer read from the front: *read bytes of it are consumed. Moves the rest to the front once the
+ * consumed part is large and over half of it, so a queue that never empties stays bounded. */
+void buf_compact(buf_t *b, size_t *read);
 /* printf-style append. */
 void buf_addf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -83,6 +83,9 @@ static void queue_pop(farm_t *f, uint32_t *slot, uint64_t *n, const char **param
   if (--f->qcount == 0) f->queue.len = f->qread = 0;
 }
 
+/* Called before the queue grows: what was taken from its front is dropped. */
+static void queue_compact(farm_t *f) { buf_compact(&f->queue, &f->qread); }
+
 static void send_batch(farm_t *f, int wi, uint32_t k) {
   buf_t *m = &f->msg;
   m->len = 0;
@@ -270,6 +273,7 @@ static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
 
 static void farm_launch(executor_t *ex, uint32_t slot, uint64_t n, const char *params, size_t len) {
   farm_t *f = (farm_t *)ex;
+  queue_compact(f);
   wire_put_u32(&f->queue, slot);
   wire_put_u64(&f->queue, n);
   wire_put_bytes(&f->queue, params, len);

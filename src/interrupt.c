@@ -59,6 +59,12 @@ static void arm_hook(lua_State *L) {
   lua_sethook(L, stop_hook, LUA_MASKCALL | LUA_MASKRET | LUA_MASKLINE | LUA_MASKCOUNT, 1);
 }
 
+/* The job's own thread and every coroutine it is inside of (async-signal-safe). */
+static void arm_all(guard_t *g) {
+  arm_hook(g->L);
+  for (int i = 0; i < g->co_depth && i < GUARD_MAX_COROUTINES; i++) arm_hook(g->co_stack[i]);
+}
+
 run_status guard_check_local(guard_t *g) {
   if (g->raised) return g->raised;
   int why = atomic_load(&g->cancel);
@@ -76,12 +82,21 @@ run_status guard_check(guard_t *g) {
 int guard_raise(lua_State *L, guard_t *g, run_status why) {
   g->raised = why;
   guard_kill_groups(g);
+  arm_all(g);
   arm_hook(L);
   lua_pushlightuserdata(L, &stop_sentinel);
   return lua_error(L);
 }
 
 int guard_is_stop(lua_State *L, int idx) { return lua_touserdata(L, idx) == &stop_sentinel; }
+
+/* Whether the evaluator module is anywhere on the stack (a C function it called, a callback). */
+static int in_evaluator_module(lua_State *L) {
+  lua_Debug ar;
+  for (int level = 0; lua_getstack(L, level, &ar); level++)
+    if (lua_getinfo(L, "S", &ar) && strncmp(ar.source, "@lua/evaluator/", 15) == 0) return 1;
+  return 0;
+}
 
 static void stop_hook(lua_State *L, lua_Debug *ar) {
   guard_t *g = current;
@@ -92,9 +107,10 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   /* Outside a job only Ctrl-C arms the hook: the driver sees an ordinary error it may catch. Not
-   * inside the evaluator module, though, which must not stop half way through handing jobs over:
-   * look again a little later. */
-  if (interrupted && lua_getinfo(L, "S", ar) && strncmp(ar->source, "@lua/evaluator/", 15) == 0) {
+   * while the evaluator module is on the stack, though (it must not stop half way through handing
+   * jobs over or writing a CSV): look again a little later, or let its next call raise. */
+  (void)ar;
+  if (interrupted && in_evaluator_module(L)) {
     lua_sethook(L, stop_hook, LUA_MASKCOUNT, 1000);
     return;
   }
@@ -113,6 +129,7 @@ void guard_begin(guard_t *g, double deadline, run_status deadline_why, size_t me
   g->mem_limit = mem_limit;
   atomic_store(&g->ngroups, 0);
   atomic_store(&g->cancel, 0); /* a late stop meant for the job before */
+  g->co_depth = 0;
   atomic_fetch_add(&g->job_seq, 1);
   atomic_store(&g->running, 1);
 }
@@ -158,12 +175,17 @@ void guard_cancel(guard_t *g, run_status why) {
 
 /* ---- process groups ---- */
 
-void guard_add_group(guard_t *g, pid_t pgid) {
+int guard_add_group(guard_t *g, pid_t pgid) {
   int n = atomic_load(&g->ngroups);
-  if (n < GUARD_MAX_GROUPS) {
-    g->groups[n] = pgid;
-    atomic_store(&g->ngroups, n + 1);
-  }
+  for (int i = 0; i < n; i++)
+    if (g->groups[i] == 0) {
+      g->groups[i] = pgid;
+      return 0;
+    }
+  if (n == GUARD_MAX_GROUPS) return -1;
+  g->groups[n] = pgid;
+  atomic_store(&g->ngroups, n + 1);
+  return 0;
 }
 
 void guard_remove_group(guard_t *g, pid_t pgid) {
@@ -187,7 +209,7 @@ static int tick_signal(void) { return SIGRTMIN + 3; }
 static void on_tick(int sig) {
   (void)sig;
   guard_t *g = current;
-  if (g && atomic_load(&g->running)) arm_hook(g->L);
+  if (g && atomic_load(&g->running)) arm_all(g);
 }
 
 static int must_stop(guard_t *g, double now, unsigned long seq) {
@@ -267,6 +289,63 @@ void guard_detach(guard_t *g) {
   if (current == g) current = NULL;
 }
 
+/* ---- coroutines ---- */
+
+/* coroutine.resume, recording the coroutine while it runs so that a stop reaches it. */
+static int co_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  guard_t *g = current;
+  int tracked = g && g->co_depth < GUARD_MAX_COROUTINES;
+  if (tracked) {
+    g->co_stack[g->co_depth] = co;
+    g->co_depth++;
+    if (lua_gethook(L) == stop_hook) arm_hook(co); /* a stop already under way */
+  }
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the standard resume */
+  lua_insert(L, 1);
+  int rc = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
+  if (tracked) g->co_depth--;
+  if (rc != LUA_OK) return lua_error(L);
+  if (g && g->raised) arm_hook(L); /* stopped inside: go on stopping out here */
+  return lua_gettop(L);
+}
+
+/* coroutine.wrap over that resume, with the standard one's error handling. */
+static const char wrap_source[] =
+    "local create, resume, close, pack, unpack = ...\n"
+    "return function(f)\n"
+    "  local co = create(f)\n"
+    "  return function(...)\n"
+    "    local r = pack(resume(co, ...))\n"
+    "    if r[1] then return unpack(r, 2, r.n) end\n"
+    "    if coroutine.status(co) == 'dead' then close(co) end\n"
+    "    error(r[2], type(r[2]) == 'string' and 2 or 0)\n"
+    "  end\n"
+    "end\n";
+
+void interrupt_install_coroutines(lua_State *L) {
+  lua_getglobal(L, "coroutine");
+  lua_getfield(L, -1, "resume");
+  lua_pushcclosure(L, co_resume, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "resume");
+  if (luaL_loadbuffer(L, wrap_source, sizeof wrap_source - 1, "=coroutine.wrap") == LUA_OK) {
+    lua_getfield(L, -3, "create");
+    lua_pushvalue(L, -3);
+    lua_getfield(L, -5, "close");
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "pack");
+    lua_getfield(L, -2, "unpack");
+    lua_remove(L, -3);
+    lua_call(L, 5, 1);
+    lua_setfield(L, -3, "wrap");
+  } else {
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+}
+
 /* ---- Ctrl-C and SIGTERM ---- */
 
 static void on_interrupt(int sig) {
@@ -275,7 +354,7 @@ static void on_interrupt(int sig) {
   guard_t *g = current;
   if (g) {
     guard_kill_groups(g);
-    arm_hook(g->L);
+    arm_all(g);
   }
 }
 

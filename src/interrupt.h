@@ -21,12 +21,14 @@ typedef enum run_status {
 } run_status;
 
 #define GUARD_MAX_GROUPS 64
+#define GUARD_MAX_COROUTINES 32
 
 typedef struct guard {
   lua_State *L;
   /* Set by the owner thread around a job. */
   atomic_int running;
   atomic_ulong job_seq;
+  double started;           /* when the job started (monotonic) */
   double deadline;          /* monotonic seconds, 0 = none */
   run_status deadline_why;  /* RUN_TIMEOUT or RUN_CANCELLED */
   /* Set by anyone (root thread, ticker, signal handler): a run_status to stop with. */
@@ -42,6 +44,10 @@ typedef struct guard {
   /* Process groups spawned by the current job, killed if it is stopped. */
   atomic_int ngroups;
   pid_t groups[GUARD_MAX_GROUPS];
+  /* Coroutines the job is running (resumed and not yet back): Lua hooks are per thread, so a stop
+   * arms theirs too (interrupt_install_coroutines). */
+  lua_State *co_stack[GUARD_MAX_COROUTINES];
+  volatile sig_atomic_t co_depth;
   /* Ticker bookkeeping. */
   pthread_t owner;
   unsigned long ticked_seq;
@@ -79,14 +85,19 @@ int guard_raise(lua_State *L, guard_t *g, run_status why);
 /* True if the error value at idx is the stop sentinel raised by guard_raise. */
 int guard_is_stop(lua_State *L, int idx);
 
-/* Track a process group spawned by the current job (killed when the job is stopped). */
-void guard_add_group(guard_t *g, pid_t pgid);
+/* Track a process group spawned by the current job (killed when the job is stopped). Returns -1
+ * when GUARD_MAX_GROUPS commands are running at once already. */
+int guard_add_group(guard_t *g, pid_t pgid);
 void guard_remove_group(guard_t *g, pid_t pgid);
 void guard_kill_groups(guard_t *g);
 
 /* The guard of the calling thread's current Lua state (thread-local). */
 guard_t *guard_current(void);
 void guard_set_current(guard_t *g);
+
+/* Replace coroutine.resume and coroutine.wrap in L so that a job running Lua code inside a
+ * coroutine can be stopped as well. */
+void interrupt_install_coroutines(lua_State *L);
 
 /* Ctrl-C / SIGTERM: the first sets the interrupted flag and arms the hook of the current state,
  * the second ends the process at once (128 + signal). */

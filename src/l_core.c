@@ -232,6 +232,7 @@ static int core_submit(lua_State *L) {
       /* Idle workers start on the first jobs while the rest of a long list is made ready. */
       if (i == c->ex->num_workers && i < n) c->ex->ops->poll(c->ex, 0, NULL, NULL);
     } else if (c->kind == K_SERIAL) {
+      buf_compact(&c->serial_queue, &c->serial_read);
       buf_add(&c->serial_queue, &slot, sizeof slot);
     }
   }

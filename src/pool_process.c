@@ -16,6 +16,7 @@
 
 #include "farm.h"
 #include "link.h"
+#include "subprocess.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -33,6 +34,7 @@ typedef struct ppool {
   lua_State *L;
   guard_t *g;
   int run_ref, kwargs_ref;
+  int broken; /* a worker could not be replaced: the pool cannot go on */
 } ppool;
 
 /* ---- framing ---- */
@@ -111,6 +113,7 @@ static void child_main(ppool *p, int w, int fd) {
   for (int i = 0; i < p->base.nworkers; i++)
     if (i != w && p->kids[i].fd >= 0) close(p->kids[i].fd);
   guard_after_fork(p->g);
+  subprocess_after_fork();
   child_link c;
   memset(&c, 0, sizeof c);
   c.base.ops = &child_link_ops;
@@ -181,11 +184,17 @@ static void on_child_death(ppool *p, int w, int *tag, buf_t *msg) {
     buf_addf(msg, "worker process %d (pid %d) died in this job: it exited with status %d (os.exit?)", w + 1,
              (int)k->pid, WIFEXITED(status) ? WEXITSTATUS(status) : status);
   *tag = TAG_DEAD;
-  if (spawn_child(p, w) < 0) k->pid = -1;
+  if (spawn_child(p, w) < 0) {
+    k->pid = -1;
+    snprintf(p->base.err, sizeof p->base.err, "worker process %d died and could not be replaced: %s", w + 1,
+             strerror(errno));
+    p->broken = 1;
+  }
 }
 
 static int pp_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
   ppool *p = (ppool *)l;
+  if (p->broken) return -1;
   int n = l->nworkers;
   double until = now_monotonic() + (wait > 0 ? wait : 0);
   struct pollfd *pfd = xmalloc((size_t)n * sizeof *pfd);

@@ -68,6 +68,7 @@ run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *
     why = RUN_TIMEOUT;
   }
   guard_begin(g, deadline, why, lim->mem_limit);
+  g->started = start;
   /* A job whose budget is gone before it starts is not run at all. */
   run_status stopped = guard_check_local(g);
   int rc = stopped ? LUA_OK : lua_pcall(L, 2, 1, base);

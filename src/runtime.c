@@ -54,6 +54,7 @@ int runtime_open(runtime_t *rt) {
   lua_atpanic(L, panic);
   luaL_openlibs(L);
   spawn_install(L);
+  interrupt_install_coroutines(L);
   preload(L);
   guard_attach(&rt->guard);
   return 0;

@@ -113,7 +113,7 @@ static int db_reserve(lua_State *L) {
 /* Push the job stored in column col of the current row. */
 static void push_job(lua_State *L, db_t *d, sqlite3_stmt *st, int col) {
   const char *p = sqlite3_column_blob(st, col), *end = p + sqlite3_column_bytes(st, col);
-  if (!p || wire_decode(L, &p, end)) {
+  if (!p || wire_decode(L, &p, end) || (p != end && (lua_pop(L, 1), 1))) {
     sqlite3_finalize(st);
     luaL_error(L, "SQLiteStorage(\"%s\"): a stored job is damaged", d->path);
   }
@@ -156,15 +156,33 @@ static int db_store(lua_State *L) {
     int job = lua_gettop(L);
     b.len = 0;
     if (wire_encode(L, job, &b, "job", err, sizeof err)) {
+      /* Something in it cannot be stored (a serial run function may return anything): keep the
+       * fields that can, and say what was left out in metadata.storage_error. */
       lua_createtable(L, 0, 8);
-      static const char *const keep[] = {"id", "parameters", "objective", "metadata", "status", NULL};
+      static const char *const keep[] = {"id", "parameters", "objective", "metadata", "status", "output", NULL};
       for (const char *const *k = keep; *k; k++) {
         lua_getfield(L, job, *k);
-        lua_setfield(L, -2, *k);
+        b.len = 0;
+        if (wire_encode(L, -1, &b, *k, err, sizeof err) == 0) lua_setfield(L, -2, *k);
+        else lua_pop(L, 1);
       }
-      b.len = 0;
-      wire_encode(L, -1, &b, "job", err, sizeof err);
+      lua_getfield(L, -1, "metadata");
+      if (!lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -3, "metadata");
+      }
+      lua_pushstring(L, err);
+      lua_setfield(L, -2, "storage_error");
       lua_pop(L, 1);
+      b.len = 0;
+      int rc = wire_encode(L, -1, &b, "job", err, sizeof err);
+      lua_pop(L, 1);
+      if (rc) {
+        lua_settop(L, job - 1);
+        continue;
+      }
     }
     lua_getfield(L, job, "id");
     const char *id = lua_tostring(L, -1);

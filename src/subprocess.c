@@ -25,27 +25,34 @@ static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t owned[MAX_OWNED];
 static volatile sig_atomic_t child_ended;
 
-static void own(pid_t pid, int add) {
-  pthread_mutex_lock(&owned_lock);
+/* With owned_lock held. */
+static void own_locked(pid_t pid, int add) {
   for (int i = 0; i < MAX_OWNED; i++)
     if (owned[i] == (add ? 0 : pid)) {
       owned[i] = add ? pid : 0;
       break;
     }
-  pthread_mutex_unlock(&owned_lock);
 }
 
-static int is_owned(pid_t pid) {
-  int found = 0;
+static int is_owned_locked(pid_t pid) {
+  for (int i = 0; i < MAX_OWNED; i++)
+    if (owned[i] == pid) return 1;
+  return 0;
+}
+
+static void disown(pid_t pid) {
   pthread_mutex_lock(&owned_lock);
-  for (int i = 0; i < MAX_OWNED && !found; i++) found = owned[i] == pid;
+  own_locked(pid, 0);
   pthread_mutex_unlock(&owned_lock);
-  return found;
 }
 
 static void on_sigchld(int sig) {
   (void)sig;
   child_ended = 1;
+}
+
+void subprocess_after_fork(void) {
+  pthread_mutex_init(&owned_lock, NULL); /* another thread may have held it at the fork */
 }
 
 void subprocess_init(void) {
@@ -60,17 +67,20 @@ void subprocess_init(void) {
 void subprocess_reap_orphans(void) {
   if (!child_ended) return;
   child_ended = 0;
+  /* Under owned_lock: a command being spawned is registered before anyone can reap it. */
+  pthread_mutex_lock(&owned_lock);
   for (;;) {
     siginfo_t si;
     memset(&si, 0, sizeof si);
     /* Peek first (WNOWAIT): a child someone waits for must keep its exit status. */
-    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) return;
-    if (is_owned(si.si_pid)) {
+    if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) break;
+    if (is_owned_locked(si.si_pid)) {
       child_ended = 1; /* try again later, once its owner has it */
-      return;
+      break;
     }
     waitpid(si.si_pid, NULL, WNOHANG);
   }
+  pthread_mutex_unlock(&owned_lock);
 }
 
 typedef struct popen_stream {
@@ -99,16 +109,25 @@ static pid_t spawn_shell(const char *cmd, int pipe_fd, int child_fileno, int clo
   }
   char *argv[] = {"sh", "-c", (char *)cmd, NULL};
   pid_t pid;
+  pthread_mutex_lock(&owned_lock);
   int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
+  if (!rc) own_locked(pid, 1);
+  pthread_mutex_unlock(&owned_lock);
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc) {
     errno = rc;
     return -1;
   }
-  own(pid, 1);
   guard_t *g = guard_current();
-  if (g && atomic_load(&g->running)) guard_add_group(g, pid);
+  if (g && atomic_load(&g->running) && guard_add_group(g, pid) < 0) {
+    /* A command the job could not stop would outlive it: refuse rather than lose track. */
+    kill(-pid, SIGKILL);
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    disown(pid);
+    errno = EAGAIN;
+    return -1;
+  }
   return pid;
 }
 
@@ -122,14 +141,14 @@ static int wait_child(lua_State *L, pid_t pid) {
     int status;
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) {
-      own(pid, 0);
+      disown(pid);
       if (g) guard_remove_group(g, pid);
       return r == pid ? status : -1;
     }
     if (!(g && atomic_load(&g->running)) && interrupt_pending()) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-      own(pid, 0);
+      disown(pid);
       return luaL_error(L, "interrupted");
     }
     if (g && atomic_load(&g->running)) {
@@ -139,7 +158,7 @@ static int wait_child(lua_State *L, pid_t pid) {
         run_status why = guard_check(g);
         if (why) {
           /* guard_raise kills the group; the job's end reaps it (interrupt.c). */
-          own(pid, 0);
+          disown(pid);
           guard_raise(L, g, why);
         }
       }

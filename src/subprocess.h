@@ -13,5 +13,7 @@ void spawn_install(lua_State *L);
  * alone. Cheap when nothing ended (one flag read). */
 void subprocess_reap_orphans(void);
 void subprocess_init(void);
+/* In a child just forked from a process with threads. */
+void subprocess_after_fork(void);
 
 #endif

@@ -17,6 +17,7 @@
 #define SPIN_MIN 1e-3        /* seconds of probing before the first nap... */
 #define SPIN_MAX 3e-3        /* ...up to this when messages have been coming that fast */
 #define SPIN_OVERDUE 50e-6   /* when the expected result is long overdue (jobs of uneven length) */
+#define WAIT_WARNING 10.0    /* seconds waiting for the other ranks at create before saying so */
 
 static int world_rank, world_size;
 
@@ -63,7 +64,10 @@ static void outbox_send(outbox *o, MPI_Comm comm, int dest, int tag, buf_t *msg)
   o->n++;
 }
 
-/* Wait for what is still in flight, but not for ever: a peer that is gone cannot receive. */
+/* Wait for what is still in flight, but not for ever: a peer that is gone cannot receive. A send
+ * still in flight then is left alone with its buffer (MPI may still read it; cancelling sends is
+ * not supported by Open MPI's ob1): a few bytes leaked at the end of an evaluator, not freed
+ * memory under MPI's feet. */
 static void outbox_drain(outbox *o, double seconds) {
   double until = now_monotonic() + seconds;
   while (o->n && now_monotonic() < until) {
@@ -71,11 +75,7 @@ static void outbox_drain(outbox *o, double seconds) {
     struct timespec ts = {0, NAP_MIN_NS};
     if (o->n) nanosleep(&ts, NULL);
   }
-  for (int i = 0; i < o->n; i++) {
-    MPI_Cancel(&o->reqs[i]);
-    MPI_Request_free(&o->reqs[i]);
-    buf_free(&o->bufs[i]);
-  }
+  if (o->n) return;
   free(o->reqs);
   free(o->bufs);
   memset(o, 0, sizeof *o);
@@ -198,6 +198,32 @@ static void stop_rank(MPI_Comm comm, int rank) {
   buf_free(&m);
 }
 
+/* MPI_Comm_dup, which waits for every rank of comm to call create: a rank that never does (create
+ * inside `if rank == 0`) would hang the others silently, so they say what they wait for. */
+static MPI_Comm dup_everywhere(lua_State *L, MPI_Comm comm, int rank) {
+  MPI_Comm dup;
+  MPI_Request req;
+  MPI_Comm_idup(comm, &dup, &req);
+  double start = now_monotonic(), next_warning = start + WAIT_WARNING;
+  long nap = NAP_MIN_NS;
+  for (int done = 0; !done;) {
+    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+    if (done) break;
+    if (interrupt_pending()) luaL_error(L, "interrupted while waiting for every rank to call evaluator.create");
+    double now = now_monotonic();
+    if (now >= next_warning) {
+      fprintf(stderr, "evaluator-lua: rank %d has waited %.0f s for every rank of the communicator to call "
+              "evaluator.create(..., \"mpicomm\"): all of them must (write `local ev = evaluator.create(...)` "
+              "on every rank and `if ev then` around the driver, not `if rank == 0`)\n", rank, now - start);
+      next_warning = now + 6 * WAIT_WARNING;
+    }
+    struct timespec ts = {0, nap};
+    nanosleep(&ts, NULL);
+    if (nap < NAP_MAX_NS) nap *= 2;
+  }
+  return dup;
+}
+
 executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, int num_workers,
                              const exec_config *cfg, int run_ref, int kwargs_ref) {
   int rank, size;
@@ -210,8 +236,7 @@ executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, 
   if (num_workers <= 0) num_workers = size - 1;
   if (num_workers > size - 1)
     luaL_error(L, "num_workers = %d, but the communicator has only %d ranks besides the root", num_workers, size - 1);
-  MPI_Comm dup;
-  MPI_Comm_dup(comm, &dup);
+  MPI_Comm dup = dup_everywhere(L, comm, rank);
   if (rank != root) {
     worker_link wl;
     memset(&wl, 0, sizeof wl);

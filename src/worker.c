@@ -38,7 +38,7 @@ typedef struct wctx {
 } wctx;
 
 static void flush_results(wctx *w) {
-  if (!w->nresults) return;
+  if (!w->nresults || w->stop) return; /* after STOP the root reads nothing more */
   buf_t m;
   buf_init(&m);
   wire_put_u32(&m, w->nresults);
@@ -118,13 +118,18 @@ static run_status on_ctrl(wctx *w, const buf_t *m) {
     case CTRL_STOP: w->stop = 1; return RUN_OK;
     case CTRL_CANCEL_QUEUED: cancel_queue(w); return RUN_OK;
     case CTRL_CANCEL_ALL: cancel_queue(w); return RUN_CANCELLED;
-    case CTRL_BUDGET:
+    case CTRL_BUDGET: {
+      /* The running job's deadline follows the new budget, later as well as sooner. */
       set_budget(w, arg);
-      if (w->g->deadline == 0 || (w->lim.deadline > 0 && w->lim.deadline < w->g->deadline)) {
-        w->g->deadline = w->lim.deadline;
-        w->g->deadline_why = RUN_CANCELLED;
-      }
+      guard_t *g = w->g;
+      double d = w->lim.deadline;
+      run_status why = RUN_CANCELLED;
+      if (w->lim.job_timeout > 0 && (d == 0 || g->started + w->lim.job_timeout < d))
+        d = g->started + w->lim.job_timeout, why = RUN_TIMEOUT;
+      g->deadline_why = why;
+      g->deadline = d;
       return RUN_OK;
+    }
     default: return RUN_OK;
   }
 }
@@ -136,6 +141,7 @@ static void on_jobs(wctx *w, const buf_t *m) {
   if (wire_get_u32(&p, end, &count) || wire_get_f64(&p, end, &budget_left)) return;
   set_budget(w, budget_left);
   if (w->q.count == 0) w->q.data.len = w->q.read = 0;
+  else buf_compact(&w->q.data, &w->q.read);
   buf_add(&w->q.data, p, (size_t)(end - p));
   w->q.count += count;
 }

@@ -25,15 +25,22 @@ function M.launch(self, jobs)
   end
 end
 
--- One round: resume each coroutine once; returns the jobs that finished.
-local function round(self, finished, stop_status)
+-- One round: resume each coroutine once (stop_status: stop them instead, all or only those
+-- never started); the jobs that finished are appended to `finished`.
+local function round(self, finished, stop_status, only_unstarted)
   local running, keep = self._running, {}
+  local limit = self._job_timeout
   for _, r in ipairs(running) do
     local status, value
-    if stop_status then
+    local now = self._core:now()
+    if stop_status and not (only_unstarted and r.started) then
       coroutine.close(r.co)
       status, value = stop_status, "job cancelled"
-    else
+    elseif limit and r.started and now - r.t0 > limit then
+      coroutine.close(r.co)
+      status, value = "TIMEOUT", "job stopped: it ran past job_timeout"
+    elseif not stop_status then
+      r.started = true
       local ok, pcall_ok, out = coroutine.resume(r.co)
       if not ok then status, value = "ERROR", debug.traceback(r.co, tostring(pcall_ok))
       elseif coroutine.status(r.co) == "dead" then
@@ -61,11 +68,14 @@ function M.gather(self, type_, size)
   return finished
 end
 
+-- close: without waiting, every job is cancelled (nothing would resume them); waiting, the jobs
+-- never started are cancelled (cancel_jobs_on_exit) and the others resumed until they end.
 function M.close(self, wait, cancel)
   local finished = {}
-  if cancel or not wait then
+  if not wait then
     round(self, finished, "CANCELLED")
   else
+    if cancel then round(self, finished, "CANCELLED", true) end
     while #self._running > 0 do
       round(self, finished)
       if #self._running > 0 then core.sleep(NAP) end

@@ -179,6 +179,7 @@ function M._construct(cls, run_function, method_kwargs)
     _abort_on_exit = kw.abort_on_exit == true,
     _max_jobs = nil,
     _own_ids = store and {} or nil,
+    _job_timeout = kw.job_timeout,
   }, cls)
   self._want_jobs = kind == "custom" or has_hook(self._callbacks, "on_launch")
   self._core = checked(core.new, {
