@@ -38,14 +38,6 @@ typedef struct farm {
   buf_t hello, msg;
 } farm_t;
 
-static uint64_t host_id(void) {
-  char name[256] = {0};
-  gethostname(name, sizeof name - 1);
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = name; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  return h;
-}
-
 static void ring_push(wstate *w, uint32_t slot) {
   if (w->count == w->cap) {
     uint32_t cap = w->cap ? w->cap * 2 : 8, *ring = xmalloc(cap * sizeof *ring);
@@ -186,7 +178,8 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
   return (int)count;
 }
 
-/* The worker died: its oldest job is the one that crashed; the others go back to the queue. */
+/* The worker died: its oldest job is the one that crashed; the others it held come back cancelled
+ * (with depth 1, the process pool's, there are none). */
 static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
   wstate *w = &f->w[wi];
   w->ready = 0;
@@ -335,7 +328,7 @@ executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t err
   f->ex.num_workers = link->nworkers;
   f->link = link;
   f->avg_job = -1;
-  f->host_id = host_id();
+  f->host_id = link_host_id();
   f->w = xmalloc((size_t)link->nworkers * sizeof *f->w);
   memset(f->w, 0, (size_t)link->nworkers * sizeof *f->w);
   f->wants = xmalloc((size_t)link->nworkers * sizeof *f->wants);

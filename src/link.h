@@ -3,7 +3,13 @@
 #ifndef EVL_LINK_H
 #define EVL_LINK_H
 
+#include <stdint.h>
+
 #include "buf.h"
+
+/* This machine's name, hashed: HELLO carries it, so that workers on the root's machine (one
+ * monotonic clock) need no clock offset. */
+uint64_t link_host_id(void);
 
 /* Message tags. Layouts (host byte order, fields of wire.h):
  *  HELLO   root->worker  f64 root_now, f64 job_timeout, u64 mem_limit, bytes search_id

@@ -87,7 +87,6 @@ static int close_open_evaluators(lua_State *L) {
   return lua_pcall(L, 0, 0, 0);
 }
 
-static int close_open_evaluators(lua_State *L);
 
 /* Interrupted, every rank is on its way out: MPI_Finalize would wait for the others (seconds)
  * while mpirun kills whoever is not gone within one. The results are on disk already. */

@@ -88,8 +88,9 @@ typedef struct popen_stream {
   pid_t pid;
 } popen_stream;
 
-/* Start /bin/sh -c cmd in a new process group with default signal dispositions. child_fd/parent
- * end: when pipe_fd >= 0 it becomes the child's stdin or stdout. Returns the pid or -1 (errno). */
+/* Start /bin/sh -c cmd in a new process group with default signal dispositions. When pipe_fd >= 0
+ * it becomes the child's child_fileno (stdin or stdout), and close_fd (the parent's end) is closed
+ * in the child. Returns the pid or -1 (errno). */
 static pid_t spawn_shell(const char *cmd, int pipe_fd, int child_fileno, int close_fd) {
   posix_spawnattr_t attr;
   posix_spawn_file_actions_t fa;

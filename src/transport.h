@@ -1,5 +1,5 @@
-/* transport.h: root <-> worker ranks over MPI for the mpicomm method: hand-out with a prefetch
- * depth, batched results, cancel and budget messages, shutdown; and the worker's serving loop. */
+/* transport.h: the mpicomm method's MPI links (root <-> worker ranks) under farm.c and worker.c,
+ * and the cached MPI world (rank, size) that threads may read without calling MPI. */
 #ifndef EVL_TRANSPORT_H
 #define EVL_TRANSPORT_H
 

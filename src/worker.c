@@ -75,11 +75,7 @@ static void on_hello(wctx *w, const buf_t *m) {
   buf_init(&r);
   wire_put_f64(&r, root_now);
   wire_put_f64(&r, now_monotonic());
-  char host[256] = {0};
-  gethostname(host, sizeof host - 1);
-  uint64_t h = 1469598103934665603ull;
-  for (const char *c = host; *c; c++) h = (h ^ (unsigned char)*c) * 1099511628211ull;
-  wire_put_u64(&r, h);
+  wire_put_u64(&r, link_host_id());
   w->l->ops->send(w->l, TAG_HELLO, &r);
   buf_free(&r);
 }
