@@ -12,6 +12,7 @@
 
 #define PIPELINE_SECONDS 0.005 /* work to keep queued at a worker so it never waits for the root */
 #define MAX_DEPTH 512
+#define MAX_BATCH_BYTES (64u << 20) /* a message stays far below MPI's int-sized counts */
 
 typedef struct wstate {
   uint32_t *ring;
@@ -83,7 +84,8 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
   m->len = 0;
   wire_put_u32(m, k);
   wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - now_monotonic() : -1.0);
-  for (uint32_t i = 0; i < k; i++) {
+  uint32_t sent = 0;
+  for (uint32_t i = 0; i < k && (i == 0 || m->len < MAX_BATCH_BYTES); i++, sent++) {
     uint32_t slot;
     uint64_t n;
     const char *params;
@@ -95,6 +97,7 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
     if (f->w[wi].count == 0) f->w[wi].started = now_monotonic();
     ring_push(&f->w[wi], slot);
   }
+  memcpy(m->data, &sent, sizeof sent); /* the count, when the size cap cut the batch short */
   f->link->ops->send(f->link, wi, TAG_JOBS, m);
 }
 

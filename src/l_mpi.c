@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 
 #include "l_core.h"
+#include "runtime.h"
 #include "transport.h"
 
 #define COMM_MT "evaluator.Comm"
@@ -44,6 +45,10 @@ static int comm_size(lua_State *L) {
 
 /* Collective: every rank of the communicator calls it. A rank that passes a nil color gets nil. */
 static int comm_split(lua_State *L) {
+  if (runtime_of(L)->worker_link)
+    return luaL_error(L, "comm:split is collective over MPI ranks and cannot run in a thread worker, which re-runs "
+                         "the script: call it where only the root's thread goes (inside `if ev then`), or use the "
+                         "process or mpicomm method");
   MPI_Comm parent = l_mpi_checkcomm(L, 1);
   int color = lua_isnil(L, 2) ? MPI_UNDEFINED : (int)luaL_checkinteger(L, 2);
   int key = (int)luaL_optinteger(L, 3, 0);

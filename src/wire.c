@@ -260,3 +260,23 @@ static int dec_value(lua_State *L, const char **p, const char *end, int depth) {
 }
 
 int wire_decode(lua_State *L, const char **p, const char *end) { return dec_value(L, p, end, 0); }
+
+static int skip_value(const char **p, const char *end, int depth) {
+  if (*p >= end || depth > WIRE_MAX_DEPTH) return -1;
+  uint32_t narr, nrest;
+  const char *s;
+  size_t n;
+  switch (*(*p)++) {
+    case W_NIL: case W_FALSE: case W_TRUE: return 0;
+    case W_INT: case W_FLOAT: return (size_t)(end - *p) < 8 ? -1 : (*p += 8, 0);
+    case W_STR: return wire_get_bytes(p, end, &s, &n);
+    case W_TABLE:
+      if (wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
+      for (uint64_t i = 0; i < (uint64_t)narr + 2 * (uint64_t)nrest; i++)
+        if (skip_value(p, end, depth + 1)) return -1;
+      return 0;
+    default: return -1;
+  }
+}
+
+int wire_skip(const char **p, const char *end) { return skip_value(p, end, 0); }

@@ -18,6 +18,9 @@ int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, si
  * buffer, pushing nothing. Raises only on Lua memory errors. */
 int wire_decode(lua_State *L, const char **p, const char *end);
 
+/* Step *p over one encoded value without decoding it. Returns 0, or -1 on a malformed buffer. */
+int wire_skip(const char **p, const char *end);
+
 /* Fixed-width fields of the message headers (host byte order: ranks of one job share an ABI). */
 void wire_put_u32(buf_t *b, uint32_t v);
 void wire_put_u64(buf_t *b, uint64_t v);

@@ -94,8 +94,7 @@ static void cancel_queue(wctx *w) {
     const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
     uint32_t slot;
     uint64_t n;
-    if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n) || wire_decode(w->L, &p, end)) break;
-    lua_pop(w->L, 1);
+    if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n) || wire_skip(&p, end)) break;
     w->q.read = (size_t)(p - w->q.data.data);
     w->q.count--;
     add_result(w, slot, now, now, out.data, out.len);
