@@ -132,6 +132,7 @@ static int spawn_child(ppool *p, int w) {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -1;
   fflush(NULL); /* nothing buffered is written twice */
   pid_t pid = fork();
+  if (pid > 0) subprocess_own(pid, 1); /* its death is ours to read, not the orphan reaper's */
   if (pid < 0) {
     close(sv[0]), close(sv[1]);
     return -1;
@@ -176,6 +177,7 @@ static void on_child_death(ppool *p, int w, int *tag, buf_t *msg) {
   k->fd = -1;
   kill(k->pid, SIGKILL);
   while (waitpid(k->pid, &status, 0) < 0 && errno == EINTR) {}
+  subprocess_own(k->pid, 0);
   msg->len = 0;
   if (WIFSIGNALED(status))
     buf_addf(msg, "worker process %d (pid %d) died in this job: killed by signal %d (%s)", w + 1, (int)k->pid,
@@ -252,6 +254,7 @@ static void pp_destroy(link_t *l) {
   for (int i = 0; i < l->nworkers; i++) {
     child_t *k = &p->kids[i];
     if (k->pid <= 0) continue;
+    subprocess_own(k->pid, 0); /* one still finishing a job is reaped later as an orphan */
     while (waitpid(k->pid, NULL, WNOHANG) == 0) {
       if (now_monotonic() > until) break;
       struct timespec ts = {0, 1000000};

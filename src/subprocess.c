@@ -46,6 +46,12 @@ static void disown(pid_t pid) {
   pthread_mutex_unlock(&owned_lock);
 }
 
+void subprocess_own(pid_t pid, int owned_now) {
+  pthread_mutex_lock(&owned_lock);
+  own_locked(pid, owned_now);
+  pthread_mutex_unlock(&owned_lock);
+}
+
 static void on_sigchld(int sig) {
   (void)sig;
   child_ended = 1;

@@ -3,6 +3,7 @@
 #ifndef EVL_SUBPROCESS_H
 #define EVL_SUBPROCESS_H
 
+#include <sys/types.h>
 #include <lua.h>
 
 /* Replace os.execute and io.popen in L (after the standard libraries are open). */
@@ -12,6 +13,8 @@ void spawn_install(lua_State *L);
  * Reap those zombies, and only those: a child some os.execute or io.popen still waits for is left
  * alone. Cheap when nothing ended (one flag read). */
 void subprocess_reap_orphans(void);
+/* Mark a child that its creator waits for itself (owned_now = 1), or no longer (0). */
+void subprocess_own(pid_t pid, int owned_now);
 void subprocess_init(void);
 /* In a child just forked from a process with threads. */
 void subprocess_after_fork(void);
