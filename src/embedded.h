@@ -5,6 +5,16 @@
 
 #include <stddef.h>
 
+#include <string.h>
+
+/* How an embedded module's functions name their source in lua_Debug (chunkname's prefix). */
+#define EMBEDDED_SOURCE_PREFIX "@lua/evaluator/"
+
+/* Whether a lua_Debug source (after lua_getinfo "S") is code of the evaluator modules. */
+static inline int embedded_is_module_source(const char *source) {
+  return strncmp(source, EMBEDDED_SOURCE_PREFIX, sizeof EMBEDDED_SOURCE_PREFIX - 1) == 0;
+}
+
 typedef struct embedded_module {
   const char *name;      /* "evaluator", "evaluator.storage" */
   const char *chunkname; /* "@lua/evaluator/init.lua", as tracebacks show it */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "runner.h"
 #include "wire.h"
 
 #define PIPELINE_SECONDS 0.005 /* work to keep queued at a worker so it never waits for the root */
@@ -143,14 +144,17 @@ static void dispatch(farm_t *f) {
 
 static void deliver_cancelled(farm_t *f, exec_result_fn fn, void *ud, int *delivered) {
   const char *p = f->cancelled.data, *end = p + f->cancelled.len;
-  static const char outcome[] = {(char)RUN_CANCELLED, 13, 0, 0, 0, 'j', 'o', 'b', ' ', 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd'};
+  buf_t outcome;
+  buf_init(&outcome);
+  runner_encode_stopped(RUN_CANCELLED, &outcome);
   double now = now_monotonic();
   uint32_t slot;
   while (wire_get_u32(&p, end, &slot) == 0) {
-    exec_result r = {slot, RUN_CANCELLED, now, now, -1, outcome, sizeof outcome};
+    exec_result r = {slot, RUN_CANCELLED, now, now, -1, outcome.data, outcome.len};
     fn(ud, &r);
     (*delivered)++;
   }
+  buf_free(&outcome);
   f->cancelled.len = 0;
 }
 

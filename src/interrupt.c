@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <lauxlib.h>
 
+#include "embedded.h"
+
 #define TICK_NS 20000000L /* 20 ms: well inside the 0.5 s a budget may overrun */
 
 static pthread_mutex_t ticker_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -94,7 +96,7 @@ int guard_is_stop(lua_State *L, int idx) { return lua_touserdata(L, idx) == &sto
 static int in_evaluator_module(lua_State *L) {
   lua_Debug ar;
   for (int level = 0; lua_getstack(L, level, &ar); level++)
-    if (lua_getinfo(L, "S", &ar) && strncmp(ar.source, "@lua/evaluator/", 15) == 0) return 1;
+    if (lua_getinfo(L, "S", &ar) && embedded_is_module_source(ar.source)) return 1;
   return 0;
 }
 

@@ -9,9 +9,8 @@
 
 #include "buf.h"
 
-void jobs_init(jobs_t *J, uint64_t first_n, double t0) {
+void jobs_init(jobs_t *J, double t0) {
   memset(J, 0, sizeof *J);
-  J->next_n = first_n;
   J->free_head = UINT32_MAX;
   J->t0 = t0;
 }

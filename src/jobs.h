@@ -23,7 +23,7 @@ typedef struct jobs {
   double t0;              /* creation time (monotonic): timestamps count from here */
 } jobs_t;
 
-void jobs_init(jobs_t *J, uint64_t first_n, double t0);
+void jobs_init(jobs_t *J, double t0);
 void jobs_free(jobs_t *J);
 /* Take a slot for a new job submitted at `now`; its number is J->recs[slot].n. */
 uint32_t jobs_add(jobs_t *J, double now);

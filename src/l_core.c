@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "buf.h"
+#include "embedded.h"
 #include "jobs.h"
 #include "l_csv.h"
 #include "pool_process.h"
@@ -141,7 +142,7 @@ static int user_error(lua_State *L, const char *fmt, ...) {
   int level = 1;
   for (; lua_getstack(L, level, &ar); level++) {
     lua_getinfo(L, "S", &ar);
-    if (*ar.what != 'C' && strncmp(ar.source, "@lua/evaluator/", 15) != 0) break;
+    if (*ar.what != 'C' && !embedded_is_module_source(ar.source)) break;
   }
   luaL_where(L, level);
   va_list ap;
@@ -408,6 +409,17 @@ static double opt_number(lua_State *L, int t, const char *k, double dflt) {
   return v;
 }
 
+/* Registry refs for opts.run and opts.kwargs (an empty table when none): what every worker calls. */
+static void ref_run_and_kwargs(lua_State *L, int *run_ref, int *kwargs_ref) {
+  lua_getfield(L, 1, "run");
+  *run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  if (lua_getfield(L, 1, "kwargs") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+  }
+  *kwargs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
 /* A thread worker re-running the script: the create the root made serves; the others are skipped. */
 static int serve_in_thread(lua_State *L, runtime_t *rt, int kind) {
   if (rt->creates != rt->serve_at || rt->served) {
@@ -417,13 +429,8 @@ static int serve_in_thread(lua_State *L, runtime_t *rt, int kind) {
   if (kind != 2)
     return luaL_error(L, "evaluator.create call number %d makes a thread pool on the root but not in this worker "
                          "thread: the script must make the same create calls in every thread", rt->creates);
-  lua_getfield(L, 1, "run");
-  int run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (lua_getfield(L, 1, "kwargs") == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
-  int kwargs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  int run_ref, kwargs_ref;
+  ref_run_and_kwargs(L, &run_ref, &kwargs_ref);
   rt->served = 1;
   int rc = worker_serve(L, &rt->guard, rt->worker_link, run_ref, kwargs_ref);
   luaL_unref(L, LUA_REGISTRYINDEX, run_ref);
@@ -433,7 +440,7 @@ static int serve_in_thread(lua_State *L, runtime_t *rt, int kind) {
 }
 
 /* core.new{kind=, run=, kwargs=, num_workers=, job_timeout=, job_memory_limit=, comm=, root=,
- *          search_id=, first_n=} -> core, or nil on a worker rank once its root closed */
+ *          search_id=} -> core, or nil on a worker rank once its root closed */
 static int core_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
@@ -461,15 +468,9 @@ static int core_new(lua_State *L) {
   lua_getfield(L, 1, "search_id");
   snprintf(c->search_id, sizeof c->search_id, "%s", lua_isnil(L, -1) ? "0" : luaL_checkstring(L, -1));
   lua_pop(L, 1);
-  jobs_init(&c->jobs, (uint64_t)opt_number(L, 1, "first_n", 0), now_monotonic());
+  jobs_init(&c->jobs, now_monotonic());
   buf_init(&c->serial_queue);
-  lua_getfield(L, 1, "run");
-  c->run_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  if (lua_getfield(L, 1, "kwargs") == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_newtable(L);
-  }
-  c->kwargs_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  ref_run_and_kwargs(L, &c->run_ref, &c->kwargs_ref);
   int nw = (int)opt_number(L, 1, "num_workers", 0);
   exec_config cfg = {c->search_id, c->job_timeout, c->mem_limit};
   if (kind == 1) {

@@ -47,12 +47,27 @@ static int traceback_handler(lua_State *L) {
   return 1;
 }
 
-static const char *stop_message(run_status st, const job_limits *lim) {
+static const char *stop_message(run_status st) {
   switch (st) {
     case RUN_TIMEOUT: return "job stopped: it ran past job_timeout";
     case RUN_MEMORY: return "job stopped: it went over job_memory_limit";
-    default: (void)lim; return "job cancelled";
+    default: return "job cancelled";
   }
+}
+
+run_status runner_deadline(const job_limits *lim, double start, double *deadline) {
+  *deadline = lim->deadline;
+  if (lim->job_timeout > 0 && (*deadline == 0 || start + lim->job_timeout < *deadline)) {
+    *deadline = start + lim->job_timeout;
+    return RUN_TIMEOUT;
+  }
+  return RUN_CANCELLED;
+}
+
+void runner_encode_stopped(run_status st, buf_t *out) {
+  const char *msg = stop_message(st);
+  buf_addc(out, (char)st);
+  wire_put_bytes(out, msg, strlen(msg));
 }
 
 run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *t_start, double *t_end) {
@@ -60,13 +75,8 @@ run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *
   lua_pushinteger(L, stack_depth(L));
   lua_pushcclosure(L, traceback_handler, 1);
   lua_insert(L, base);
-  double start = now_monotonic();
-  double deadline = lim->deadline;
-  run_status why = RUN_CANCELLED;
-  if (lim->job_timeout > 0 && (deadline == 0 || start + lim->job_timeout < deadline)) {
-    deadline = start + lim->job_timeout;
-    why = RUN_TIMEOUT;
-  }
+  double start = now_monotonic(), deadline;
+  run_status why = runner_deadline(lim, start, &deadline);
   guard_begin(g, deadline, why, lim->mem_limit);
   g->started = start;
   /* A job whose budget is gone before it starts is not run at all. */
@@ -78,13 +88,13 @@ run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *
   *t_end = now_monotonic();
   if (stopped) {
     lua_settop(L, base - 1);
-    lua_pushstring(L, stop_message(stopped, lim));
+    lua_pushstring(L, stop_message(stopped));
     return stopped;
   }
   lua_remove(L, base);
   if (ended != RUN_OK) {
     lua_pop(L, 1);
-    lua_pushstring(L, stop_message(ended, lim));
+    lua_pushstring(L, stop_message(ended));
     if (ended == RUN_MEMORY) lua_gc(L, LUA_GCCOLLECT);
     return ended;
   }

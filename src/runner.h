@@ -20,6 +20,14 @@ typedef struct job_limits {
  * traceback, or why the job was stopped). Sets *t_start and *t_end (monotonic). */
 run_status runner_call(lua_State *L, guard_t *g, const job_limits *lim, double *t_start, double *t_end);
 
+/* The deadline of a job that started at `start` (0 = none), and why it would be stopped: the
+ * search's budget (RUN_CANCELLED) or job_timeout (RUN_TIMEOUT), whichever comes first. */
+run_status runner_deadline(const job_limits *lim, double start, double *deadline);
+
+/* Encode the outcome of a job stopped with st (never run, or stopped), as runner_encode_outcome
+ * would: the status byte and the message that says why. */
+void runner_encode_stopped(run_status st, buf_t *out);
+
 /* Encode the outcome left on the stack by runner_call (and pop it): the status byte and the
  * output (RUN_OK) or message. An output that cannot be encoded turns the job into RUN_ERROR. */
 void runner_encode_outcome(lua_State *L, run_status st, buf_t *out);

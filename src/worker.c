@@ -85,11 +85,9 @@ static void set_budget(wctx *w, double left) { w->lim.deadline = left < 0 ? 0 : 
 /* Every job still queued comes back cancelled, unrun. */
 static void cancel_queue(wctx *w) {
   double now = now_monotonic();
-  static const char outcome[] = {(char)RUN_CANCELLED, 'j', 'o', 'b', ' ', 'c', 'a', 'n', 'c', 'e', 'l', 'l', 'e', 'd'};
   buf_t out;
   buf_init(&out);
-  buf_addc(&out, outcome[0]);
-  wire_put_bytes(&out, outcome + 1, sizeof outcome - 1);
+  runner_encode_stopped(RUN_CANCELLED, &out);
   while (w->q.count) {
     const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
     uint32_t slot;
@@ -116,13 +114,9 @@ static run_status on_ctrl(wctx *w, const buf_t *m) {
     case CTRL_BUDGET: {
       /* The running job's deadline follows the new budget, later as well as sooner. */
       set_budget(w, arg);
-      guard_t *g = w->g;
-      double d = w->lim.deadline;
-      run_status why = RUN_CANCELLED;
-      if (w->lim.job_timeout > 0 && (d == 0 || g->started + w->lim.job_timeout < d))
-        d = g->started + w->lim.job_timeout, why = RUN_TIMEOUT;
-      g->deadline_why = why;
-      g->deadline = d;
+      double d;
+      w->g->deadline_why = runner_deadline(&w->lim, w->g->started, &d);
+      w->g->deadline = d;
       return RUN_OK;
     }
     default: return RUN_OK;

@@ -53,7 +53,6 @@ local function checked(f, ...)
   end
   return a, b, c
 end
-M._fail = fail
 
 ---------------------------------------------------------------------------------------------------
 -- Classes
@@ -165,7 +164,7 @@ function M._construct(cls, run_function, method_kwargs)
     fail(("%s has no execute(self, job): a backend made with Evaluator:extend() must define it"):format(cls.__name))
   end
   local kw = check_kwargs(kind, method_kwargs)
-  local store, search_id, first_n = checked(storage.attach, kw.storage, kw.search_id)
+  local store, search_id = checked(storage.attach, kw.storage, kw.search_id)
   local self = setmetatable({
     run_function = run_function,
     run_function_kwargs = kw.run_function_kwargs or {},
@@ -185,7 +184,7 @@ function M._construct(cls, run_function, method_kwargs)
   self._core = checked(core.new, {
     kind = kind, run = run_function, kwargs = self.run_function_kwargs, num_workers = kw.num_workers,
     job_timeout = kw.job_timeout, job_memory_limit = kw.job_memory_limit, comm = kw.comm, root = kw.root,
-    search_id = search_id, first_n = first_n,
+    search_id = search_id,
   })
   if self._core == nil then return nil end -- a worker rank whose root has closed
   self.num_workers = kind == "custom" and (kw.num_workers or 1) or self._core:num_workers()

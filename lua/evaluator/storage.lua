@@ -117,24 +117,25 @@ M.RedisStorage = function()
   error("RedisStorage is not implemented yet: use evaluator.SQLiteStorage(path) (shared by the processes of one machine) or evaluator.MemoryStorage()", 2)
 end
 
---- For an evaluator being built: its storage (nil when none was given), search id and first job number.
+--- For an evaluator being built: its storage (nil when none was given) and search id. A shared
+--- storage numbers the jobs itself (_reserve), so a continued search goes on from its numbers.
 function M.attach(store, search_id)
   if store == nil then
     if search_id ~= nil then
       error(("search_id '%s' is unknown: an evaluator without a storage starts a new search; pass the storage that holds it")
         :format(tostring(search_id)))
     end
-    return nil, "0", 0
+    return nil, "0"
   end
   if type(store) ~= "table" or type(store._store_jobs) ~= "function" then
     error("storage must be evaluator.MemoryStorage() or evaluator.SQLiteStorage(path)")
   end
-  if search_id == nil then return store, store:create_new_search(), 0 end
+  if search_id == nil then return store, store:create_new_search() end
   search_id = tostring(search_id)
   if not store:has_search(search_id) then
     error(("storage holds no search '%s' (it holds: %s)"):format(search_id, table.concat(store:load_all_search_ids(), ", ")))
   end
-  return store, search_id, 0
+  return store, search_id
 end
 
 return M
