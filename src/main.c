@@ -122,7 +122,35 @@ static void die(lua_State *L, int rank, int size, const char *what) {
   exit(sig ? 128 + sig : 1);
 }
 
+/* `evaluator-lua plot ...`, `evaluator-lua export ...`: tools that read files, not a script run on
+ * ranks. They run in one Lua state without MPI; the module evaluator.cli maps the name to a module. */
+static int is_subcommand(const char *a) { return !strcmp(a, "plot") || !strcmp(a, "export"); }
+
+static int run_subcommand(int argc, char **argv) {
+  runtime_t rt = {0};
+  rt.script = argv[1];
+  if (runtime_open(&rt)) {
+    fprintf(stderr, "evaluator-lua: cannot create a Lua state: out of memory\n");
+    return 1;
+  }
+  runtime_save_args(argc, argv, 1);
+  runtime_set_args(&rt);
+  lua_State *L = rt.L;
+  int rc = 1;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "evaluator.cli");
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+    lua_getfield(L, -1, "main");
+    for (int i = 1; i < argc; i++) lua_pushstring(L, argv[i]);
+    if (lua_pcall(L, argc - 1, 1, 0) == LUA_OK) rc = (int)luaL_optinteger(L, -1, 0);
+  }
+  if (rc == 1 && lua_type(L, -1) == LUA_TSTRING) fprintf(stderr, "evaluator-lua %s: %s\n", argv[1], lua_tostring(L, -1));
+  runtime_close(&rt);
+  return rc;
+}
+
 int main(int argc, char **argv) {
+  if (argc > 1 && is_subcommand(argv[1])) return run_subcommand(argc, argv);
   int script = parse_args(argc, argv);
   /* Oversubscribed, Open MPI makes every empty MPI_Iprobe call sched_yield, which hands the core
    * away on the hot path (jobs started up to 7 ms late); the transport waits by spinning and
