@@ -9,10 +9,8 @@
 #include <lualib.h>
 
 #include "embedded.h"
-#include "l_core.h"
+#include "l_modules.h"
 #include "subprocess.h"
-
-extern int luaopen_cjson(lua_State *L);
 
 runtime_t *runtime_of(lua_State *L) { return *(runtime_t **)lua_getextraspace(L); }
 
@@ -26,10 +24,10 @@ static int load_embedded(lua_State *L) {
 
 static void preload(lua_State *L) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
-  lua_pushcfunction(L, luaopen_cjson);
-  lua_setfield(L, -2, "cjson");
-  lua_pushcfunction(L, luaopen_evaluator_core);
-  lua_setfield(L, -2, "evaluator.core");
+  for (const l_module *m = l_modules; m->name; m++) {
+    lua_pushcfunction(L, m->open);
+    lua_setfield(L, -2, m->name);
+  }
   for (const embedded_module *m = embedded_modules; m->name; m++) {
     lua_pushlightuserdata(L, (void *)m);
     lua_pushcclosure(L, load_embedded, 1);

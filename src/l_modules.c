@@ -1,0 +1,12 @@
+/* l_modules.c: the table of C modules preloaded into every Lua state (see l_modules.h). */
+#include "l_modules.h"
+
+#include "l_core.h"
+
+extern int luaopen_cjson(lua_State *L);
+
+const l_module l_modules[] = {
+    {"cjson", luaopen_cjson},
+    {"evaluator.core", luaopen_evaluator_core},
+    {NULL, NULL},
+};
