@@ -8,11 +8,13 @@
 #include <mpi.h>
 #include <lauxlib.h>
 
-#include "interrupt.h"
+#include "clock.h"
+#include "guard.h"
+#include "sigint.h"
 #include "pool_thread.h"
 #include "runtime.h"
 #include "subprocess.h"
-#include "transport.h"
+#include "pool_mpi.h"
 #include "version.h"
 
 static void usage(FILE *out) {
@@ -94,12 +96,12 @@ static void leave_interrupted(int sig) {
   fflush(NULL);
   /* mpirun kills every rank as soon as one exits non-zero: the ranks meet (for 2 s at most) and
    * then leave together, so each ends on its own with 128 + signal. */
-  if (transport_world_size() > 1) {
+  if (pool_mpi_world_size() > 1) {
     MPI_Request req;
     int done = 0;
-    double until = now_monotonic() + 2.0;
+    double until = clock_now() + 2.0;
     MPI_Ibarrier(MPI_COMM_WORLD, &req);
-    while (!done && now_monotonic() < until) {
+    while (!done && clock_now() < until) {
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
       if (!done) {
         struct timespec ts = {0, 100000};
@@ -116,7 +118,7 @@ static void die(lua_State *L, int rank, int size, const char *what) {
   const char *msg = lua_tostring(L, -1);
   fprintf(stderr, "evaluator-lua: rank %d: %s%s\n", rank, what, msg ? msg : "(error object is not a string)");
   fflush(NULL);
-  int sig = interrupt_pending();
+  int sig = sigint_pending();
   if (sig && close_open_evaluators(L) == LUA_OK) leave_interrupted(sig);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, sig ? 128 + sig : 1);
   exit(sig ? 128 + sig : 1);
@@ -160,9 +162,9 @@ int main(int argc, char **argv) {
   prctl(PR_SET_TIMERSLACK, 1UL);
   int provided;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  transport_init_world();
-  int rank = transport_world_rank(), size = transport_world_size();
-  interrupt_install_signal_handlers();
+  pool_mpi_init_world();
+  int rank = pool_mpi_world_rank(), size = pool_mpi_world_size();
+  sigint_install();
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of a killed job's commands come back here to be reaped */
   subprocess_init();
 
@@ -181,7 +183,7 @@ int main(int argc, char **argv) {
   }
   if (runtime_run(&rt) != LUA_OK) die(rt.L, rank, size, "");
   if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
-  int sig = interrupt_pending();
+  int sig = sigint_pending();
   if (sig) leave_interrupted(sig);
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   runtime_close(&rt);

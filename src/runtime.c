@@ -9,6 +9,7 @@
 #include <lualib.h>
 
 #include "embedded.h"
+#include "l_coroutine.h"
 #include "l_modules.h"
 #include "subprocess.h"
 
@@ -44,7 +45,7 @@ static int panic(lua_State *L) {
 
 int runtime_open(runtime_t *rt) {
   memset(&rt->guard, 0, sizeof rt->guard);
-  lua_State *L = lua_newstate(guard_alloc, &rt->guard);
+  lua_State *L = lua_newstate(memcap_alloc, &rt->guard.mem);
   if (!L) return -1;
   rt->L = L;
   rt->guard.L = L;
@@ -52,7 +53,7 @@ int runtime_open(runtime_t *rt) {
   lua_atpanic(L, panic);
   luaL_openlibs(L);
   spawn_install(L);
-  interrupt_install_coroutines(L);
+  lco_install(L);
   preload(L);
   guard_attach(&rt->guard);
   return 0;

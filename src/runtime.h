@@ -5,7 +5,7 @@
 
 #include <lua.h>
 
-#include "interrupt.h"
+#include "guard.h"
 
 struct wlink;
 
