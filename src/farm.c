@@ -22,6 +22,7 @@ typedef struct wstate {
   uint32_t head, count, cap;
   double offset;  /* worker clock minus root clock */
   double started; /* when its oldest job in flight probably started (root clock) */
+  jobq_t held;    /* copies of the jobs it holds, when the link replaces dead workers (requeued) */
   int ready;      /* answered HELLO */
   int wanting;    /* in the farm's wants list */
 } wstate;
@@ -81,6 +82,7 @@ static void send_batch(farm_t *f, int wi, uint32_t k) {
     wire_put_u32(m, slot);
     wire_put_u64(m, n);
     wire_put_bytes(m, params, len); /* before the queue is touched again */
+    if (f->link->respawns) jobq_push(&f->w[wi].held, slot, n, params, len);
     if (f->w[wi].count == 0) f->w[wi].started = clock_now();
     ring_push(&f->w[wi], slot);
   }
@@ -128,6 +130,15 @@ static void dispatch(farm_t *f) {
 
 /* ---- results ---- */
 
+/* The oldest job a worker held is back: its copy is not needed any more. */
+static void forget_held(wstate *w) {
+  uint32_t slot;
+  uint64_t n;
+  const char *params;
+  size_t len;
+  jobq_pop(&w->held, &slot, &n, &params, &len);
+}
+
 static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
   const char *p = m->data, *end = p + m->len;
   wstate *w = &f->w[wi];
@@ -140,6 +151,7 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
         wire_get_bytes(&p, end, &r.outcome, &r.len) || w->count == 0)
       return (int)i;
     ring_pop(w);
+    forget_held(w);
     w->started = r.t_end - w->offset; /* the next one starts as this one ends */
     double took = r.t_end - r.t_start;
     f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
@@ -151,8 +163,8 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
   return (int)count;
 }
 
-/* The worker died: its oldest job is the one that crashed; the others it held come back cancelled
- * (with depth 1, the process pool's, there are none). */
+/* The worker died: its oldest job is the one that crashed; the others it held go back to the
+ * queue, from the copies kept for a link that replaces its workers (cancelled without them). */
 static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
   wstate *w = &f->w[wi];
   w->ready = 0;
@@ -163,14 +175,18 @@ static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *u
     outcome_encode_message(RUN_CRASHED, m->data, m->len, &out);
     double now = clock_now();
     exec_result r = {ring_pop(w), now, now, f->link->ops->rank_of(f->link, wi), out.data, out.len};
+    forget_held(w);
     fn(ud, &r);
     buf_free(&out);
     delivered = 1;
   }
   while (w->count) {
-    /* Requeued jobs lost their parameters with the worker: they come back cancelled. */
-    uint32_t slot = ring_pop(w);
-    wire_put_u32(&f->cancelled, slot);
+    uint32_t slot = ring_pop(w), held_slot;
+    uint64_t n;
+    const char *params;
+    size_t len;
+    if (jobq_pop(&w->held, &held_slot, &n, &params, &len) == 0) jobq_push(&f->queue, held_slot, n, params, len);
+    else wire_put_u32(&f->cancelled, slot);
   }
   /* The link replaced the worker: greet the new one. */
   buf_t hello;
@@ -273,7 +289,10 @@ static void farm_shutdown(executor_t *ex) { send_ctrl_to_busy((farm_t *)ex, CTRL
 static void farm_destroy(executor_t *ex) {
   farm_t *f = (farm_t *)ex;
   f->link->ops->destroy(f->link);
-  for (int i = 0; i < ex->num_workers; i++) free(f->w[i].ring);
+  for (int i = 0; i < ex->num_workers; i++) {
+    free(f->w[i].ring);
+    jobq_free(&f->w[i].held);
+  }
   free(f->w);
   free(f->wants);
   jobq_free(&f->queue);

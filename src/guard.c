@@ -2,6 +2,7 @@
  * signal says so: ordinary jobs run without one and pay nothing. */
 #include "guard.h"
 
+#include <string.h>
 #include <lauxlib.h>
 
 #include "clock.h"
@@ -13,6 +14,12 @@ static _Thread_local guard_t *current;
 static char stop_sentinel; /* its address is the error value of a stopped job */
 
 guard_t *guard_current(void) { return current; }
+
+void guard_init(guard_t *g, lua_State *L) {
+  memset(g, 0, sizeof *g);
+  g->L = L;
+  pthread_mutex_init(&g->mu, NULL);
+}
 
 /* ---- the hook ---- */
 
@@ -75,15 +82,18 @@ void guard_attach(guard_t *g) {
 
 void guard_detach(guard_t *g) {
   ticker_remove(g);
+  pthread_mutex_destroy(&g->mu);
   if (current == g) current = NULL;
 }
 
 void guard_after_fork(guard_t *g) {
+  pthread_mutex_init(&g->mu, NULL); /* the ticker may have held it at the fork */
   ticker_after_fork();
   guard_attach(g);
 }
 
 void guard_begin(guard_t *g, double deadline, run_status why, size_t mem_limit) {
+  pthread_mutex_lock(&g->mu);
   atomic_store(&g->deadline, deadline);
   atomic_store(&g->deadline_why, (int)why);
   g->raised = RUN_OK;
@@ -93,10 +103,13 @@ void guard_begin(guard_t *g, double deadline, run_status why, size_t mem_limit) 
   g->co_depth = 0;
   atomic_fetch_add(&g->job_seq, 1);
   atomic_store(&g->running, 1);
+  pthread_mutex_unlock(&g->mu);
 }
 
 run_status guard_end(guard_t *g) {
+  pthread_mutex_lock(&g->mu);
   atomic_store(&g->running, 0);
+  pthread_mutex_unlock(&g->mu);
   lua_sethook(g->L, NULL, 0, 0);
   int mem_hit = memcap_disarm(&g->mem);
   run_status why = g->raised;
@@ -127,23 +140,26 @@ void guard_cancel(guard_t *g, run_status why) {
   atomic_compare_exchange_strong(&g->cancel, &expected, (int)why);
 }
 
-/* The job's deadline passed: stop it, unless the job the ticker looked at (seq) is over. */
-static int past_deadline(guard_t *g, double now, unsigned long seq) {
+/* The running job's deadline passed: stop it (with g->mu held: the job is still the one running). */
+static int past_deadline(guard_t *g, double now) {
   double deadline = atomic_load(&g->deadline);
   if (deadline <= 0 || now < deadline) return 0;
-  if (atomic_load(&g->job_seq) != seq || !atomic_load(&g->running)) return 0;
   guard_cancel(g, (run_status)atomic_load(&g->deadline_why));
   return 1;
 }
 
 int guard_tick(guard_t *g, double now) {
-  if (!atomic_load(&g->running)) return 0;
-  unsigned long seq = atomic_load(&g->job_seq);
-  int stop = atomic_load(&g->cancel) || sigint_pending() || past_deadline(g, now, seq);
-  /* A subprocess may be what the job waits on: kill it from here, where no read blocks us. */
-  if (stop) pgroups_kill(&g->groups);
-  int nudge = stop || (atomic_load(&g->polls) && seq == g->ticked_seq);
-  g->ticked_seq = seq;
+  pthread_mutex_lock(&g->mu); /* the job looked at stays the running one until we are done */
+  int nudge = 0;
+  if (atomic_load(&g->running)) {
+    unsigned long seq = atomic_load(&g->job_seq);
+    int stop = atomic_load(&g->cancel) || sigint_pending() || past_deadline(g, now);
+    /* A subprocess may be what the job waits on: kill it from here, where no read blocks us. */
+    if (stop) pgroups_kill(&g->groups);
+    nudge = stop || (atomic_load(&g->polls) && seq == g->ticked_seq);
+    g->ticked_seq = seq;
+  }
+  pthread_mutex_unlock(&g->mu);
   return nudge;
 }
 

@@ -18,6 +18,7 @@
 
 typedef struct guard {
   lua_State *L;
+  pthread_mutex_t mu;       /* a job's start and end vs the ticker's stop: it never kills the next job's commands */
   memcap_t mem;             /* the state's allocator counts here (memcap_alloc's ud) */
   pgroups_t groups;         /* the running job's commands */
   /* Written by the owner thread around a job; read by the ticker. */
@@ -42,6 +43,9 @@ typedef struct guard {
   unsigned long ticked_seq;
   struct guard *next;
 } guard_t;
+
+/* Set up g for the Lua state L (zeroes it). */
+void guard_init(guard_t *g, lua_State *L);
 
 /* The guard of the calling thread's Lua state (thread-local), or NULL. */
 guard_t *guard_current(void);

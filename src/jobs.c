@@ -48,5 +48,4 @@ void jobs_release(jobs_t *J, uint32_t slot) {
   r->next_free = J->free_head;
   J->free_head = slot;
   J->in_flight--;
-  J->gathered++;
 }

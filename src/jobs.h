@@ -25,7 +25,7 @@ void jobs_init(jobs_t *J, double t0);
 void jobs_free(jobs_t *J);
 /* Take a slot for a new job submitted at `now`; its number is J->recs[slot].n. */
 uint32_t jobs_add(jobs_t *J, double now);
-/* Give the slot back once its job is gathered. */
+/* Give the slot back once its job came back (it counts as gathered once handed to the user). */
 void jobs_release(jobs_t *J, uint32_t slot);
 
 #endif

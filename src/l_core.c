@@ -6,8 +6,11 @@
 
 #include <float.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <sys/stat.h>
 #include <lauxlib.h>
 
 #include "buf.h"
@@ -79,6 +82,7 @@ static collect_ctx ready_list(lua_State *L, core_t *c) {
 }
 
 static int hand_over(lua_State *L, const collect_ctx *x) {
+  x->c->jobs.gathered += (uint64_t)x->count;
   lua_newtable(L);
   lua_setiuservalue(L, 1, UV_READY);
   lua_settop(L, x->results);
@@ -387,6 +391,25 @@ static int core_new(lua_State *L) {
   return 1;
 }
 
+/* core.file_mtime(path) -> the wall-clock time (seconds) path was last written, or nil. */
+static int l_file_mtime(lua_State *L) {
+  struct stat st;
+  if (lstat(luaL_checkstring(L, 1), &st) != 0) return 0;
+  lua_pushnumber(L, (double)st.st_mtim.tv_sec + (double)st.st_mtim.tv_nsec * 1e-9);
+  return 1;
+}
+
+/* core.started_at: the wall-clock time this process first loaded the module (a file last written
+ * before it is a previous run's). */
+static double started_at;
+static pthread_once_t started_once = PTHREAD_ONCE_INIT;
+
+static void note_start(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  started_at = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 static int l_abort(lua_State *L) {
   int code = (int)luaL_optinteger(L, 1, 1);
   fflush(NULL);
@@ -408,8 +431,12 @@ int luaopen_evaluator_core(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
       {"new", core_new}, {"abort", l_abort}, {"raise", lerr_raise}, {"json_encode", l_json_encode},
-      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {"sqlite_open", l_sqlite_open}, {NULL, NULL}};
+      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {"sqlite_open", l_sqlite_open},
+      {"file_mtime", l_file_mtime}, {NULL, NULL}};
   luaL_newlib(L, fns);
+  pthread_once(&started_once, note_start);
+  lua_pushnumber(L, started_at);
+  lua_setfield(L, -2, "started_at");
   l_mpi_push(L);
   lua_setfield(L, -2, "mpi");
   return 1;

@@ -38,6 +38,7 @@ struct link {
   const link_ops *ops;
   int nworkers;
   int max_depth; /* jobs one worker may hold at once, 0 = as many as the farm likes */
+  int respawns;  /* a dead worker is replaced (TAG_DEAD): the farm keeps what it held, to requeue */
   double expect_at; /* set by the farm: when the next result is likely (monotonic), 0 = unknown */
   char err[256];
 };

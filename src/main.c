@@ -11,11 +11,13 @@
 #include "clock.h"
 #include "guard.h"
 #include "sigint.h"
+#include "pool_process.h"
 #include "pool_thread.h"
 #include "runtime.h"
 #include "subprocess.h"
 #include "pool_mpi.h"
 #include "version.h"
+#include "watchdog.h"
 
 static void usage(FILE *out) {
   fprintf(out,
@@ -160,6 +162,7 @@ int main(int argc, char **argv) {
   setenv("OMPI_MCA_mpi_yield_when_idle", "0", 0);
   /* Naps are short (20 us to 1 ms): without this the kernel may stretch each by 50 us or more. */
   prctl(PR_SET_TIMERSLACK, 1UL);
+  watchdog_start(); /* before MPI: forking after MPI_Init is fragile */
   int provided;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   pool_mpi_init_world();
@@ -185,7 +188,9 @@ int main(int argc, char **argv) {
   if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
   int sig = sigint_pending();
   if (sig) leave_interrupted(sig);
+  pool_mpi_script_done();
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
+  pool_process_wait_all();
   runtime_close(&rt);
   fflush(NULL);
   MPI_Finalize();

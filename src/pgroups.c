@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include "clock.h"
+#include "watchdog.h"
 
 void pgroups_clear(pgroups_t *p) {
   int n = atomic_load(&p->n);
@@ -54,4 +55,5 @@ void pgroups_reap(pgroups_t *p, double seconds) {
     if (!alive) break;
     clock_sleep(0.001);
   }
+  for (int i = 0; i < n; i++) watchdog_remove(atomic_load(&p->pgid[i]));
 }

@@ -21,11 +21,41 @@
 #define SPIN_OVERDUE 50e-6   /* when the expected result is long overdue (jobs of uneven length) */
 #define WAIT_WARNING 10.0    /* seconds waiting for the other ranks at create before saying so */
 
+#define TAG_SCRIPT_DONE 1 /* on ctl_comm: the sender's script has ended */
+
 static int world_rank, world_size;
+static MPI_Comm ctl_comm = MPI_COMM_NULL; /* the world, for the runtime's own notices */
 
 void pool_mpi_init_world(void) {
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
+  MPI_Comm_dup(MPI_COMM_WORLD, &ctl_comm);
+}
+
+void pool_mpi_script_done(void) {
+  static char none;
+  for (int r = 0; r < world_size; r++) {
+    if (r == world_rank) continue;
+    MPI_Request req;
+    MPI_Isend(&none, 0, MPI_BYTE, r, TAG_SCRIPT_DONE, ctl_comm, &req);
+    MPI_Request_free(&req);
+  }
+}
+
+/* A rank of comm whose script has ended (it will never call create again), or -1. */
+static int ended_rank(MPI_Comm comm) {
+  int flag = 0;
+  MPI_Status st;
+  MPI_Iprobe(MPI_ANY_SOURCE, TAG_SCRIPT_DONE, ctl_comm, &flag, &st);
+  if (!flag) return -1;
+  MPI_Group world, group;
+  int in_comm;
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  MPI_Comm_group(comm, &group);
+  MPI_Group_translate_ranks(world, 1, &st.MPI_SOURCE, group, &in_comm);
+  MPI_Group_free(&world);
+  MPI_Group_free(&group);
+  return in_comm == MPI_UNDEFINED ? -1 : st.MPI_SOURCE;
 }
 int pool_mpi_world_rank(void) { return world_rank; }
 int pool_mpi_world_size(void) { return world_size; }
@@ -201,9 +231,9 @@ static void stop_rank(MPI_Comm comm, int rank) {
 }
 
 /* MPI_Comm_dup, which waits for every rank of comm to call create: a rank that never does (create
- * inside `if rank == 0`) would hang the others silently, so they say what they wait for. Returns
- * -1 when interrupted. */
-static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup) {
+ * inside `if rank == 0`) would hang the others, so they say what they wait for, and fail once such a
+ * rank has ended its script. Returns -1 with err set when interrupted or failed. */
+static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, size_t errlen) {
   MPI_Request req;
   MPI_Comm_idup(comm, dup, &req);
   double start = clock_now(), next_warning = start + WAIT_WARNING;
@@ -211,7 +241,17 @@ static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup) {
   for (int done = 0; !done;) {
     MPI_Test(&req, &done, MPI_STATUS_IGNORE);
     if (done) break;
-    if (sigint_pending()) return -1;
+    if (sigint_pending()) {
+      snprintf(err, errlen, "interrupted while waiting for every rank to call evaluator.create");
+      return -1;
+    }
+    int gone = ended_rank(comm);
+    if (gone >= 0) {
+      snprintf(err, errlen, "rank %d ended its script without calling this evaluator.create(..., \"mpicomm\"), "
+               "which every rank of the communicator must call (write `local ev = evaluator.create(...)` on every "
+               "rank and `if ev then` around the driver, not `if rank == 0`)", gone);
+      return -1;
+    }
     double now = clock_now();
     if (now >= next_warning) {
       fprintf(stderr, "evaluator-lua: rank %d has waited %.0f s for every rank of the communicator to call "
@@ -262,10 +302,7 @@ executor_t *pool_mpi_new(const exec_args *a, char *err, size_t errlen) {
     return NULL;
   }
   MPI_Comm dup;
-  if (dup_everywhere(a->comm, rank, &dup)) {
-    snprintf(err, errlen, "interrupted while waiting for every rank to call evaluator.create");
-    return NULL;
-  }
+  if (dup_everywhere(a->comm, rank, &dup, err, errlen)) return NULL;
   if (rank != root) return serve(a, dup, rank, err, errlen);
   /* Ranks beyond num_workers serve nothing: release them now. */
   for (int w = num_workers; w < size - 1; w++) stop_rank(dup, w < root ? w : w + 1);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include "link.h"
 #include "sigint.h"
 #include "subprocess.h"
+#include "watchdog.h"
 #include "wire.h"
 #include "worker.h"
 
@@ -109,7 +111,11 @@ static int cl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
 
 static const wlink_ops child_link_ops = {cl_send, cl_recv};
 
-static void child_main(ppool *p, int w, int fd) {
+static void child_main(ppool *p, int w, int fd, pid_t parent) {
+  /* Dies with the root, however it ends (kill -9 included): a worker never outlives its pool. */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(1);
+  watchdog_start(); /* its commands die with it, not with the pool */
   for (int i = 0; i < p->base.nworkers; i++)
     if (i != w && p->kids[i].fd >= 0) close(p->kids[i].fd);
   guard_after_fork(p->runner->g);
@@ -121,7 +127,8 @@ static void child_main(ppool *p, int w, int fd) {
   c.fd = fd;
   buf_init(&c.in);
   int rc = worker_serve(p->runner, &c.base);
-  fflush(NULL);
+  fflush(stdout);
+  fflush(stderr);
   _exit(rc ? 1 : 0);
 }
 
@@ -130,8 +137,9 @@ static void child_main(ppool *p, int w, int fd) {
 static int spawn_child(ppool *p, int w) {
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return -1;
-  fflush(NULL); /* nothing buffered is written twice */
-  pid_t pid = fork();
+  fflush(stdout); /* nothing buffered is written twice (only the standard streams: fflush(NULL) */
+  fflush(stderr); /* would wait on a FILE a thread worker is reading from a slow command) */
+  pid_t parent = getpid(), pid = fork();
   if (pid > 0) subprocess_own(pid, 1); /* its death is ours to read, not the orphan reaper's */
   if (pid < 0) {
     close(sv[0]), close(sv[1]);
@@ -139,7 +147,7 @@ static int spawn_child(ppool *p, int w) {
   }
   if (pid == 0) {
     close(sv[0]);
-    child_main(p, w, sv[1]);
+    child_main(p, w, sv[1], parent);
   }
   close(sv[1]);
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
@@ -238,6 +246,23 @@ static int pp_rank_of(link_t *l, int w) {
   return w + 1;
 }
 
+/* Children still finishing a job when their pool closed (owned: the orphan reaper leaves them). */
+static pid_t finishing[256];
+static int nfinishing;
+
+static void finishing_add(pid_t pid) {
+  if (nfinishing < (int)(sizeof finishing / sizeof *finishing)) finishing[nfinishing++] = pid;
+  else subprocess_own(pid, 0); /* reaped as an orphan */
+}
+
+void pool_process_wait_all(void) {
+  for (int i = 0; i < nfinishing; i++) {
+    while (waitpid(finishing[i], NULL, WNOHANG) == 0 && !sigint_pending()) clock_sleep(0.001);
+    subprocess_own(finishing[i], 0);
+  }
+  nfinishing = 0;
+}
+
 static void pp_destroy(link_t *l) {
   ppool *p = (ppool *)l;
   double until = clock_now() + 0.05;
@@ -250,16 +275,14 @@ static void pp_destroy(link_t *l) {
     }
   }
   /* The children stop on the root's word (or their socket closing). One still in a job (close
-   * without waiting) finishes it on its own; it is reaped later as an orphan would be. */
+   * without waiting) finishes it on its own: the program waits for it at its end. */
   for (int i = 0; i < l->nworkers; i++) {
     child_t *k = &p->kids[i];
     if (k->pid <= 0) continue;
-    subprocess_own(k->pid, 0); /* one still finishing a job is reaped later as an orphan */
-    while (waitpid(k->pid, NULL, WNOHANG) == 0) {
-      if (clock_now() > until) break;
-      struct timespec ts = {0, 1000000};
-      nanosleep(&ts, NULL);
-    }
+    int gone = 0;
+    while (!(gone = waitpid(k->pid, NULL, WNOHANG) != 0) && clock_now() < until) clock_sleep(0.001);
+    if (gone) subprocess_own(k->pid, 0);
+    else finishing_add(k->pid);
     buf_free(&k->out);
     buf_free(&k->in);
   }
@@ -275,7 +298,7 @@ executor_t *pool_process_new(const exec_args *a, char *err, size_t errlen) {
   memset(p, 0, sizeof *p);
   p->base.ops = &process_link_ops;
   p->base.nworkers = num_workers;
-  p->base.max_depth = 1; /* a crash then takes one job with it, not a prefetched batch */
+  p->base.respawns = 1; /* a crash takes the job it ran; the farm requeues the ones prefetched */
   p->runner = a->runner;
   p->kids = xmalloc((size_t)num_workers * sizeof *p->kids);
   for (int i = 0; i < num_workers; i++) {

@@ -10,4 +10,8 @@
  * Returns NULL with err set on failure. */
 executor_t *pool_process_new(const exec_args *a, char *err, size_t errlen);
 
+/* Wait for worker processes still finishing a job (a pool closed without waiting), at the end of
+ * the program: they die with it otherwise (a parent-death signal). */
+void pool_process_wait_all(void);
+
 #endif

@@ -44,7 +44,7 @@ static int panic(lua_State *L) {
 }
 
 int runtime_open(runtime_t *rt) {
-  memset(&rt->guard, 0, sizeof rt->guard);
+  guard_init(&rt->guard, NULL);
   lua_State *L = lua_newstate(memcap_alloc, &rt->guard.mem);
   if (!L) return -1;
   rt->L = L;

@@ -4,7 +4,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "clock.h"
 #include "guard.h"
 #include "sigint.h"
+#include "watchdog.h"
 
 extern char **environ;
 
@@ -122,6 +125,7 @@ static pid_t spawn_shell(const char *cmd, int pipe_fd, int child_fileno, int clo
   int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
   if (!rc) own_locked(pid, 1);
   pthread_mutex_unlock(&owned_lock);
+  if (!rc) watchdog_add(pid); /* killed with the process, however the process ends */
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (rc) {
@@ -151,6 +155,7 @@ static int wait_child(lua_State *L, pid_t pid) {
     pid_t r = waitpid(pid, &status, WNOHANG);
     if (r == pid || (r < 0 && errno != EINTR)) {
       disown(pid);
+      watchdog_remove(pid);
       if (g) guard_remove_group(g, pid);
       return r == pid ? status : -1;
     }
@@ -194,13 +199,62 @@ static int push_exec_result(lua_State *L, int status) {
   return 3;
 }
 
+/* Only the standard streams: fflush(NULL) would wait on every FILE, one that another thread is
+ * reading from a slow command included. */
+static void flush_std(void) {
+  fflush(stdout);
+  fflush(stderr);
+}
+
+/* Whether the command must be stopped now: the current job's stop (cancel, deadline, a message
+ * from the root), or Ctrl-C outside a job. */
+static int must_stop(void) {
+  guard_t *g = guard_current();
+  if (g && atomic_load(&g->running)) {
+    run_status why = guard_check(g);
+    if (!why) return 0;
+    guard_cancel(g, why);
+    guard_stop_now(g); /* kills the command; the hook raises as soon as Lua runs again */
+    return 1;
+  }
+  return sigint_pending() != 0;
+}
+
+/* A pipe from a command read in slices, checking between them whether the job must stop: a read
+ * blocked in the kernel cannot be stopped by a Lua hook, and no other thread may poll the job's
+ * transport. A stopped read fails (EINTR), and the job is stopped at its next Lua instruction. */
+static ssize_t reader_read(void *cookie, char *buf, size_t size) {
+  int fd = (int)(intptr_t)cookie;
+  for (;;) {
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int r = poll(&pfd, 1, 20);
+    if (r > 0) {
+      ssize_t n = read(fd, buf, size);
+      if (n >= 0 || errno != EINTR) return n;
+    } else if (r < 0 && errno != EINTR) {
+      return -1;
+    }
+    if (must_stop()) {
+      errno = EINTR;
+      return -1;
+    }
+  }
+}
+
+static int reader_close(void *cookie) { return close((int)(intptr_t)cookie); }
+
+static FILE *open_reader(int fd) {
+  cookie_io_functions_t io = {reader_read, NULL, NULL, reader_close};
+  return fopencookie((void *)(intptr_t)fd, "r", io);
+}
+
 static int os_execute(lua_State *L) {
   const char *cmd = luaL_optstring(L, 1, NULL);
   if (!cmd) {
     lua_pushboolean(L, access("/bin/sh", X_OK) == 0);
     return 1;
   }
-  fflush(NULL); /* as system() would see it: output written before the command comes first */
+  flush_std(); /* as system() would see it: output written before the command comes first */
   pid_t pid = spawn_shell(cmd, -1, -1, -1);
   if (pid < 0) return luaL_fileresult(L, 0, cmd);
   return push_exec_result(L, wait_child(L, pid));
@@ -222,7 +276,7 @@ static int io_popen(lua_State *L) {
   luaL_setmetatable(L, LUA_FILEHANDLE);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0) return luaL_fileresult(L, 0, cmd);
-  fflush(NULL);
+  flush_std();
   int child_end = reading ? fds[1] : fds[0], parent_end = reading ? fds[0] : fds[1];
   pid_t pid = spawn_shell(cmd, child_end, reading ? STDOUT_FILENO : STDIN_FILENO, parent_end);
   close(child_end);
@@ -232,7 +286,7 @@ static int io_popen(lua_State *L) {
     errno = e;
     return luaL_fileresult(L, 0, cmd);
   }
-  p->s.f = fdopen(parent_end, mode);
+  p->s.f = reading ? open_reader(parent_end) : fdopen(parent_end, mode);
   p->pid = pid;
   p->s.closef = popen_close;
   return 1;

@@ -62,7 +62,11 @@ local function make_class(parent, name)
     local get = properties[key]
     if get then return get(obj) end
   end
-  cls.__close = function(obj) obj:close() end
+  -- Left through an error, nothing is worth waiting for: running jobs are stopped at once (they come
+  -- back "F_CANCELLED" into jobs_done, so a pcall handler can still dump them).
+  cls.__close = function(obj, err)
+    if err ~= nil then obj:_close(false, true) else obj:close() end
+  end
   cls.__tostring = function(obj) return ("%s(%d workers)"):format(name, obj.num_workers) end
   cls.new = function(run_function, method_kwargs) return M._construct(cls, run_function, method_kwargs) end
   return setmetatable(cls, {
@@ -169,6 +173,7 @@ function M._construct(cls, run_function, method_kwargs)
     _max_jobs = nil,
     _own_ids = store and {} or nil,
     _job_timeout = kw.job_timeout,
+    _continues = store ~= nil and kw.search_id ~= nil, -- continues a search held in the storage
   }, cls)
   self._want_jobs = has_hook(self._callbacks, "on_launch")
   -- A custom backend's jobs run its execute(self, job), as coroutines the core resumes.
@@ -248,9 +253,10 @@ function Evaluator:gather(type_, size)
   if type_ ~= "ALL" and type_ ~= "BATCH" then
     fail(('Unsupported gather operation: %s (use "ALL" or "BATCH")'):format(tostring(type_)))
   end
-  if size ~= nil and (math.type(size) ~= "integer" or size < 1) then
-    if not (type(size) == "number" and size >= 1 and size == math.floor(size)) then
-      fail(("gather: size must be a positive integer, got %s"):format(tostring(size)))
+  -- BATCH 0 is met at once: what is done already (possibly nothing) comes back without waiting.
+  if size ~= nil and (math.type(size) ~= "integer" or size < 0) then
+    if not (type(size) == "number" and size >= 0 and size == math.floor(size)) then
+      fail(("gather: size must be a non-negative integer, got %s"):format(tostring(size)))
     end
     size = math.tointeger(size)
   end
@@ -292,8 +298,16 @@ function Evaluator:dump_jobs_done_to_csv(log_dir, filename, flush)
   log_dir, filename = log_dir or ".", filename or "results.csv"
   local path = log_dir:sub(-1) == "/" and log_dir .. filename or log_dir .. "/" .. filename
   if #self.jobs_done > 0 then
+    -- As DeepHyper: the first dump starts the file afresh, later ones append. Only a file a previous
+    -- run left (last written before this one started) is replaced: evaluators and runs dumping into
+    -- one file at the same time all keep their rows; a continued stored search appends.
+    if not self._dumped and not self._continues then
+      local mtime = core.file_mtime(path)
+      if mtime and mtime < core.started_at then os.remove(path) end
+    end
     local ok, err = pcall(core.csv_dump, path, self.jobs_done, flush and true or false)
     if not ok then fail("dump_jobs_done_to_csv: %s (jobs_done is kept)", tostring(err)) end
+    self._dumped = true
   end
   self.jobs_done = {}
 end
@@ -317,7 +331,9 @@ function Evaluator:to_json()
   return { type = getmetatable(self).__name, num_workers = self.num_workers }
 end
 
-function Evaluator:close()
+function Evaluator:close() self:_close(self._wait_on_exit, self._cancel_on_exit) end
+
+function Evaluator:_close(wait, cancel)
   if self._closed then return end
   self._closed = true
   open_evaluators[self] = nil
@@ -326,7 +342,7 @@ function Evaluator:close()
     io.stderr:write("evaluator-lua: abort_on_exit: aborting every rank\n")
     core.abort(1)
   end
-  local jobs = self._core:close(self._wait_on_exit, self._cancel_on_exit)
+  local jobs = self._core:close(wait, cancel)
   if #jobs > 0 then
     take_jobs(self, jobs)
     if self._callbacks[1] then call_hook(self, "on_gather", jobs, {}) end

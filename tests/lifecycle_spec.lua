@@ -1,0 +1,178 @@
+-- lifecycle_spec.lua: one job lifecycle for every method: the run function's own view of a job,
+-- custom backends' timestamps and limits from the core, errors and tracebacks that stay bounded
+-- (deep and endless recursion), what a run function must return, and method_kwargs ranges.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local H = require "helper"
+
+local function on_root(m, run, kw, body, opts)
+  local src = ([[
+local METHOD = %q
+local ev <close> = evaluator.create(%s, METHOD, %s)
+if ev then
+%s
+end
+]]):format(m.name, run, kw or "nil", body)
+  opts = opts or {}
+  opts.np = opts.np or m.np
+  return H.eval(src, opts)
+end
+
+for _, m in ipairs(H.METHODS) do
+  describe(("the job lifecycle with method %q"):format(m.name), function()
+    it("the run function gets its own copy of { id, parameters, args }: no status, and its writes stay its own", function()
+      local t = on_root(m, [[function(job)
+  local keys = {}
+  for k in pairs(job) do keys[#keys + 1] = k end
+  table.sort(keys)
+  local seen = table.concat(keys, ",") .. "|" .. tostring(job.status) .. "|" .. tostring(rawequal(job.args, job.parameters))
+  job.parameters.x = 99
+  job.parameters.added = true
+  return { objective = 1, metadata = { seen = seen } }
+end]], nil, [[
+local p = { x = 1 }
+ev:submit({ p })
+local j = ev:gather("ALL")[1]
+report { seen = j.metadata.seen, x = j.parameters.x, added = j.parameters.added == nil, p_x = p.x, same = rawequal(j.parameters, p) }
+]])
+      assert.are.same({ seen = "args,id,parameters|nil|true", x = 1, added = true, p_x = 1, same = true }, t)
+    end)
+
+    it("a run function that recurses without end fails its job quickly with 'stack overflow'; the next job runs", function()
+      local t = on_root(m, [[function(job)
+  if job.parameters.ok then return 7 end
+  local function f(n) return f(n + 1) + 1 end
+  return f(1)
+end]], nil, [[
+local t0 = evaluator.mpi.wtime()
+ev:submit({ { ok = false }, { ok = true } })
+local jobs = ev:gather("ALL")
+table.sort(jobs, function(a, b) return a.id < b.id end)
+report { secs = evaluator.mpi.wtime() - t0, obj1 = jobs[1].objective, err = jobs[1].metadata.error, obj2 = jobs[2].objective }
+]], { timeout = 60 })
+      assert.are.equal("F", t.obj1)
+      assert.truthy(t.err:find("stack overflow", 1, true), t.err)
+      assert.is_true(#t.err < 4000, "the traceback is bounded: " .. #t.err .. " bytes")
+      assert.is_true(t.secs < 8, "failed in " .. t.secs .. " s")
+      assert.are.equal(7, t.obj2)
+    end)
+
+    it("an error 40,000 frames deep: a short traceback (first and last frames) in linear time", function()
+      local t = on_root(m, [[function(job)
+  local function d(n) if n == 0 then error("bottom") end return d(n - 1) + 1 end
+  return d(40000)
+end]], nil, [[
+local t0 = evaluator.mpi.wtime()
+ev:submit({ {} })
+local j = ev:gather("ALL")[1]
+report { secs = evaluator.mpi.wtime() - t0, err = j.metadata.error }
+]], { timeout = 60 })
+      assert.truthy(t.err:find("bottom", 1, true), t.err)
+      assert.truthy(t.err:find("skipping %d+ levels"), t.err)
+      assert.is_true(#t.err < 4000, #t.err .. " bytes")
+      assert.is_true(t.secs < 2, t.secs .. " s")
+    end)
+
+    it("deep recursion that then spins is stopped by job_timeout on time", function()
+      local t = on_root(m, [[function(job)
+  local function d(n) if n == 0 then while true do end end return d(n - 1) + 1 end
+  return d(30000)
+end]], "{ job_timeout = 1 }", [[
+local t0 = evaluator.mpi.wtime()
+ev:submit({ {} })
+local j = ev:gather("ALL")[1]
+report { secs = evaluator.mpi.wtime() - t0, obj = j.objective, status = j.status }
+]], { timeout = 60 })
+      assert.are.same({ "F_TIMEOUT", "CANCELLED" }, { t.obj, t.status })
+      assert.is_true(t.secs < 4, t.secs .. " s")
+    end)
+
+    it("a string result that does not start with F fails the job and says what to return", function()
+      local t = on_root(m, [[function(job) return job.parameters.r end]], nil, [[
+ev:submit({ { r = "good" }, { r = "F_mine" } })
+local jobs = ev:gather("ALL")
+table.sort(jobs, function(a, b) return a.id < b.id end)
+report { o1 = jobs[1].objective, e1 = jobs[1].metadata.error, o2 = jobs[2].objective, e2 = jobs[2].metadata.error or "none" }
+]])
+      assert.are.equal("F", t.o1)
+      assert.truthy(t.e1:find("must return", 1, true), t.e1)
+      assert.are.same({ "F_mine", "none" }, { t.o2, t.e2 })
+    end)
+  end)
+end
+
+describe("custom backends on the core's lifecycle", function()
+  local BACKEND = [[
+local C = evaluator.Evaluator:extend("Slow")
+function C:execute(job)
+  if job.parameters.spin then while true do end end
+  local t = evaluator.mpi.wtime() + (job.parameters.wait or 0)
+  while evaluator.mpi.wtime() < t do coroutine.yield() end
+  return job.parameters.x
+end
+]]
+
+  it("timestamp_start is the first resume, not the submit", function()
+    local t = H.eval(BACKEND .. [[
+local ev <close> = C.new(function() end)
+ev:submit({ { x = 1 } })
+wait_s(0.3)
+local j = ev:gather("ALL")[1]
+report { sub = j.metadata.timestamp_submit, start = j.metadata.timestamp_start, obj = j.objective }
+]])
+    assert.are.equal(1, t.obj)
+    assert.is_true(t.start - t.sub >= 0.29, ("start %.4f submit %.4f"):format(t.start, t.sub))
+  end)
+
+  it("job_timeout stops a job that yields past it and one that spins without yielding", function()
+    local t = H.eval(BACKEND .. [[
+local ev <close> = C.new(function() end, { job_timeout = 0.5 })
+local t0 = evaluator.mpi.wtime()
+ev:submit({ { x = 1, wait = 30 }, { x = 2, spin = true }, { x = 3 } })
+local jobs = ev:gather("ALL")
+table.sort(jobs, function(a, b) return a.id < b.id end)
+local out = {}
+for i, j in ipairs(jobs) do out[i] = { j.objective, j.status } end
+report { out = out, secs = evaluator.mpi.wtime() - t0 }
+]], { timeout = 60 })
+    assert.are.same({ { "F_TIMEOUT", "CANCELLED" }, { "F_TIMEOUT", "CANCELLED" }, { 3, "DONE" } }, t.out)
+    assert.is_true(t.secs < 3, t.secs .. " s")
+  end)
+
+  it("the budget cancels running jobs; close without waiting cancels the jobs not started", function()
+    local t = H.eval(BACKEND .. [[
+local ev = C.new(function() end, { wait_on_exit = false })
+ev:set_timeout(0.3)
+ev:submit({ { x = 1, wait = 30 }, { x = 2 } })
+local first = ev:gather("ALL")
+table.sort(first, function(a, b) return a.id < b.id end)
+ev:close()
+local ev2 = C.new(function() end, { wait_on_exit = false })
+ev2:submit({ { x = 1, wait = 30 } })
+ev2:close()
+report { a = first[1].objective, b = first[2].objective, closed = ev2.jobs_done[1] and ev2.jobs_done[1].objective or "none" }
+]], { timeout = 60 })
+    assert.are.same({ a = "F_CANCELLED", b = 2, closed = "F_CANCELLED" }, t)
+  end)
+end)
+
+describe("method_kwargs numbers are checked before any cast", function()
+  for _, case in ipairs({
+    { "num_workers = 2^32", "num_workers" },
+    { "job_memory_limit = 2^64", "job_memory_limit" },
+    { "num_workers = 1e308", "num_workers" },
+  }) do
+    it(case[1] .. " is an error naming the key", function()
+      local r = H.run(("local ev = evaluator.create(function() return 1 end, 'thread', { %s })"):format(case[1]))
+      assert.are_not.equal(0, r.code, H.describe(r))
+      assert.truthy(r.stderr:find(case[2], 1, true), H.describe(r))
+      assert.truthy(r.stderr:find("script.lua:2:", 1, true), H.describe(r))
+    end)
+  end
+
+  it("root = 1 << 40 is an error naming root", function()
+    local r = H.run("local ev = evaluator.create(function() return 1 end, 'mpicomm', { root = 1 << 40 })", { np = 2, mpi = true })
+    assert.are_not.equal(0, r.code, H.describe(r))
+    assert.truthy(r.stderr:find("root", 1, true), H.describe(r))
+    assert.falsy(r.stderr:find("-2147483648", 1, true), H.describe(r))
+  end)
+end)
