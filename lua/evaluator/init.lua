@@ -43,6 +43,7 @@ end
 local function fail(fmt, ...)
   error(select("#", ...) > 0 and fmt:format(...) or fmt, user_level())
 end
+M._fail = fail -- for the other evaluator.* modules (search, callbacks): errors at the user's line
 
 -- Call a core function; its errors are raised again at the user's line.
 local function checked(f, ...)
