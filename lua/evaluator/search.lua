@@ -449,8 +449,12 @@ function Tpe.new(space, opts)
     n_candidates = opts.n_ei_candidates or 24 }, Tpe)
 end
 
+-- A failed job counts as the worst observation (it goes to g): ignoring failures, as Optuna does,
+-- makes a region that always fails look unexplored, hence attractive, for ever.
 function Tpe:tell(u, score)
-  if score then self.observations[#self.observations + 1] = { u = u, score = score, n = #self.observations } end
+  local obs = self.observations
+  obs[#obs + 1] = { u = u, score = score or -math.huge, n = #obs }
+  if score then self.n_success = (self.n_success or 0) + 1 end
 end
 
 -- The estimators of dimension i over a set of observations (in the order they finished).
@@ -467,7 +471,7 @@ function Tpe:split()
     if a.score ~= b.score then return a.score > b.score end
     return a.n < b.n
   end)
-  local n_below = math.min(math.ceil(0.1 * #obs), 25)
+  local n_below = math.min(math.ceil(0.1 * #obs), 25, self.n_success or 0)
   local below, above = table.move(obs, 1, n_below, 1, {}), table.move(obs, n_below + 1, #obs, 1, {})
   local by_age = function(a, b) return a.n < b.n end
   table.sort(below, by_age)
@@ -476,7 +480,7 @@ function Tpe:split()
 end
 
 function Tpe:propose(rng)
-  if #self.observations < self.n_startup then return self:random_point(rng) end
+  if #self.observations < self.n_startup or not self.n_success then return self:random_point(rng) end
   local below, above = self:split()
   local u = {}
   for i, d in ipairs(self.space.dims) do
