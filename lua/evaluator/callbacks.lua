@@ -70,7 +70,7 @@ function M.Progress(opts)
     total = number_option("Progress", opts, "total", 1),
     maximize = opts.maximize ~= false,
     stream = opts.stream or io.stderr,
-    done = 0, failed = 0, best = nil, t0 = wtime(), last = -math.huge, drawn = false,
+    done = 0, failed = 0, best = nil, t0 = wtime(), last = -math.huge, finished = false,
   }, Progress)
   if opts.redraw == nil then self.redraw = stderr_is_terminal() else self.redraw = opts.redraw and true or false end
   return self
@@ -106,11 +106,11 @@ function Progress:draw(final)
     self.stream:write(self:line(), "\n")
   end
   self.stream:flush()
-  self.last, self.drawn = now, not final
+  self.last, self.finished = now, final
 end
 
 function Progress:on_done(job)
-  self.done = self.done + 1
+  self.done, self.finished = self.done + 1, false
   local o = objective(job)
   if o == nil then self.failed = self.failed + 1
   elseif better(o, self.best, self.maximize) then self.best = o end
@@ -118,8 +118,9 @@ function Progress:on_done(job)
   self:draw(false)
 end
 
-function Progress:on_search_end() if self.done > 0 then self:draw(true) end end
-function Progress:on_close() if self.drawn then self:draw(true) end end
+-- The final line: at the end of a driver, or at close for a hand-written loop.
+function Progress:on_search_end() if self.done > 0 and not self.finished then self:draw(true) end end
+Progress.on_close = Progress.on_search_end
 
 ---------------------------------------------------------------------------------------------------
 -- Logger
