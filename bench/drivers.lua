@@ -1,9 +1,9 @@
 -- drivers.lua: search.random, search.evolution and search.tpe side by side on Ackley 5-D and
 -- Rosenbrock 5-D (minimised: the objective is -f), the serial method (the functions are cheap).
 -- usage: evaluator-lua bench/drivers.lua [EVALS [SEEDS]]
---   prints, per function and driver: DRIVERS fn=F driver=D median_best=M evals=E seeds=S seconds=T
---   and per function: DRIVERS_RATIO fn=F evolution=R tpe=R (random's median best / the driver's:
---   above 1 means better than random search)
+--   prints per function F (ackley, rosenbrock) the median over the seeds of the best f found:
+--   DRIVERS_F random=M evolution=M tpe=M ratio_evolution=R ratio_tpe=R seconds=T
+--   (ratio: random's median best / the driver's; above 1 is better than random search)
 local evaluator = require "evaluator"
 local search = require "evaluator.search"
 
@@ -44,18 +44,17 @@ for _, fname in ipairs({ "ackley", "rosenbrock" }) do
     for i = 1, DIM do x[i] = job.parameters["x" .. i] end
     return -fn.f(x)
   end
-  local medians = {}
+  local medians, t0 = {}, evaluator.mpi.wtime()
   for _, driver in ipairs({ "random", "evolution", "tpe" }) do
-    local bests, t0 = {}, evaluator.mpi.wtime()
+    local bests = {}
     for seed = 1, SEEDS do
       local ev <close> = evaluator.create(run, "serial")
       local best = search[driver](ev, dims, { max_evals = EVALS, seed = seed })
       bests[seed] = -best.objective
     end
     medians[driver] = median(bests)
-    print(("DRIVERS fn=%s driver=%s median_best=%.6g evals=%d seeds=%d seconds=%.2f"):format(fname, driver,
-      medians[driver], EVALS, SEEDS, evaluator.mpi.wtime() - t0))
   end
-  print(("DRIVERS_RATIO fn=%s evolution=%.4g tpe=%.4g"):format(fname, medians.random / medians.evolution,
-    medians.random / medians.tpe))
+  print(("DRIVERS_%s random=%.6g evolution=%.6g tpe=%.6g ratio_evolution=%.4g ratio_tpe=%.4g seconds=%.1f"):format(fname,
+    medians.random, medians.evolution, medians.tpe, medians.random / medians.evolution, medians.random / medians.tpe,
+    evaluator.mpi.wtime() - t0))
 end
