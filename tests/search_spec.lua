@@ -291,3 +291,43 @@ describe("search drivers", function()
     assert.truthy(res.line:match("^script%.lua:%d+: search%.random:"), res.line)
   end)
 end)
+
+describe("examples", function()
+  local function example(name, args)
+    local r = H.run("", { np = 3, script_arg = H.ROOT .. "/examples/" .. name, args = args, keep = true, timeout = 120 })
+    H.ok(r)
+    local rows = H.read_csv_records(r.dir .. "/results.csv")
+    H.rmdir(r.dir)
+    return r, rows
+  end
+
+  for _, driver in ipairs({ "random", "evolution", "tpe" }) do
+    it("ackley.lua runs search." .. driver .. " under mpicomm, with Progress and a CSV of every job", function()
+      local r, rows = example("ackley.lua", { driver, "60", "0" })
+      assert.truthy(r.stdout:match("^" .. driver .. ": 60 jobs on 2 workers; best objective %-?[%d.]+"), H.describe(r))
+      assert.are.equal(60, #rows)
+      assert.truthy(r.stderr:find("[evaluator] 60/60 jobs", 1, true), H.describe(r))
+    end)
+  end
+
+  it("logistic_regression.lua: TPE finds a model far better than chance on held-out data", function()
+    local r, rows = example("logistic_regression.lua", { "20" })
+    local acc = tonumber(r.stdout:match("best validation accuracy ([%d.]+)"))
+    assert.truthy(acc, H.describe(r))
+    assert.is_true(acc > 0.8, H.describe(r))
+    assert.are.equal(20, #rows)
+  end)
+
+  it("external_program.lua: io.popen objectives, the slow ones stopped by job_timeout, the search goes on", function()
+    local t0 = H.now()
+    local r, rows = example("external_program.lua", { "9" })
+    local n, timeouts = r.stdout:match("(%d+) jobs, (%d+) stopped by job_timeout")
+    assert.are.equal("9", n, H.describe(r))
+    assert.is_true(tonumber(timeouts) >= 1, H.describe(r))
+    local cancelled = 0
+    for _, row in ipairs(rows) do if row.objective == "F_TIMEOUT" then cancelled = cancelled + 1 end end
+    assert.are.equal(tonumber(timeouts), cancelled)
+    assert.is_true(H.now() - t0 < 30, "5-second commands were stopped after 1 s")
+    assert.are.equal(0, #H.pgrep("sleep 5.000"), "no command left behind")
+  end)
+end)

@@ -43,7 +43,6 @@ end
 local function fail(fmt, ...)
   error(select("#", ...) > 0 and fmt:format(...) or fmt, user_level())
 end
-M._fail = fail -- for the other evaluator.* modules (search, callbacks): errors at the user's line
 
 -- Call a core function; its errors are raised again at the user's line.
 local function checked(f, ...)
@@ -358,5 +357,8 @@ function M._close_all()
   for ev in pairs(open_evaluators) do list[#list + 1] = ev end
   for _, ev in ipairs(list) do ev:close() end
 end
+
+--- Raises an error at the user's line: for the other evaluator.* modules (search, callbacks).
+M._fail = fail
 
 return M
