@@ -161,15 +161,19 @@ describe("evaluator-lua plot on hostile or broken CSVs", function()
       { evil("3"), "-1.5", "0", evil("4"), "1", "0.5", "0.1", "`touch " .. dir .. "/PWN5`" },
       { "x\nsystem \"touch " .. dir .. "/PWN6\"\n", "F_" .. evil("7"), "1", "line1\n!touch " .. dir .. "/PWN8", "2", "0.9", "0.2", "" },
       { "ok", "-0.5", "2", "", "1", "1.2", "0.6", "" },
+      { "never ran", "F_CANCELLED", "3", "", "-1", "1.3", "1.3", "" }, -- cancelled in the queue: no bar
     }))
     for _, out in ipairs({ "run.png", "run.svg" }) do
       local r = H.ok(plot(dir, { "results.csv", "-o", out }))
-      assert.truthy(r.stdout:find(out .. ": 3 jobs, 1 failed, on 2 ranks", 1, true), H.describe(r))
+      assert.truthy(r.stdout:find(out .. ": 4 jobs, 2 failed, on 2 ranks", 1, true), H.describe(r))
     end
     assert.are.equal(0, pwned(), "no command in the CSV ran")
     local s = svg_series(dir .. "/run.svg")
     assert.are.equal(3, s.gnuplot_plot_1a.uses)
-    assert.are.equal(2, s.gnuplot_plot_3a.uses)
+    assert.are.equal(3, s.gnuplot_plot_3a.uses)
+    local bars = 0
+    for i = 2, #s.gnuplot_plot_1b.paths do bars = bars + #s.gnuplot_plot_1b.paths[i] end
+    assert.are.equal(3, bars, "a bar for each job that ran, none for the one cancelled in the queue")
     local svg = H.read_file(dir .. "/run.svg")
     assert.falsy(svg:find("PWN", 1, true), "no CSV text reaches the picture")
   end)

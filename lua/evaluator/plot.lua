@@ -151,7 +151,7 @@ local function write_data(dir, jobs, minimize)
       best[#best + 1] = num(j.t_end) .. " " .. num(b)
     end
     tmin, tmax = math.min(tmin, j.t_start or j.t_end), math.max(tmax, j.t_end)
-    if j.t_start and j.rank then
+    if j.t_start and j.rank and j.rank >= 0 then -- rank -1: cancelled before it started
       act[#act + 1] = ("%s %d %s 0"):format(num(j.t_start), j.rank, num(j.t_end - j.t_start))
       rmin, rmax = math.min(rmin, j.rank), math.max(rmax, j.rank)
       if not ranks[j.rank] then ranks[j.rank], n_ranks = true, n_ranks + 1 end
