@@ -72,7 +72,7 @@ function M.Progress(opts)
     stream = opts.stream or io.stderr,
     done = 0, failed = 0, best = nil, t0 = wtime(), last = -math.huge, finished = false,
   }, Progress)
-  if opts.redraw == nil then self.redraw = stderr_is_terminal() else self.redraw = opts.redraw and true or false end
+  if opts.redraw ~= nil then self.redraw = opts.redraw and true or false end
   return self
 end
 
@@ -96,9 +96,15 @@ function Progress:line()
   return "[evaluator] " .. table.concat(parts, " | ")
 end
 
+-- Decided on first use, so that worker ranks (which build the callback too) never ask.
+function Progress:redrawing()
+  if self.redraw == nil then self.redraw = self.stream == io.stderr and stderr_is_terminal() end
+  return self.redraw
+end
+
 function Progress:draw(final)
   local now = wtime()
-  if self.redraw then
+  if self:redrawing() then
     if not final and now - self.last < 0.1 then return end
     self.stream:write("\r", self:line(), "\27[K", final and "\n" or "")
   else
@@ -114,7 +120,7 @@ function Progress:on_done(job)
   local o = objective(job)
   if o == nil then self.failed = self.failed + 1
   elseif better(o, self.best, self.maximize) then self.best = o end
-  if self.last == -math.huge and not self.redraw then self.last = wtime() end -- the first plain line comes an interval in
+  if self.last == -math.huge and not self:redrawing() then self.last = wtime() end -- the first plain line an interval in
   self:draw(false)
 end
 
