@@ -331,3 +331,50 @@ describe("examples", function()
     assert.are.equal(0, #H.pgrep("sleep 5.000"), "no command left behind")
   end)
 end)
+
+describe("driver internals seen from outside", function()
+  it("evolution: after the first population, each point is a member of the last population_size jobs with one dimension changed", function()
+    local res = H.eval([[
+      local search = require "evaluator.search"
+      local space = search.space{ a = search.uniform(0, 1), b = search.int(1, 50), c = search.choice{ "p", "q", "r" }, d = search.loguniform(1e-3, 1) }
+      local ev <close> = evaluator.create(function(job) local p = job.parameters return p.a + p.b / 50 + p.d end, "serial")
+      local POP = 8
+      local _, jobs = search.evolution(ev, space, { max_evals = 80, seed = 4, population_size = POP, sample_size = 3 })
+      local keys, bad = { "a", "b", "c", "d" }, {}
+      for k = POP + 1, #jobs do
+        local ok = false
+        for m = k - POP, k - 1 do -- the population when job k was proposed (serial: one at a time)
+          local diff = 0
+          for _, key in ipairs(keys) do
+            if jobs[m].parameters[key] ~= jobs[k].parameters[key] then diff = diff + 1 end
+          end
+          if diff == 1 then ok = true end
+        end
+        if not ok then bad[#bad + 1] = k end
+      end
+      report{ n = #jobs, bad = #bad }
+    ]])
+    assert.are.equal(80, res.n)
+    assert.are.equal(0, res.bad)
+  end)
+
+  it("TPE learns a categorical and a log-scale dimension (serial, fixed seed), where random search does not", function()
+    local script = [=[
+      local search = require "evaluator.search"
+      local space = { c = search.choice{ "a", "b", "c", "d" }, lr = search.loguniform(1e-6, 1) }
+      local ev <close> = evaluator.create(function(job)
+        local p = job.parameters
+        return (p.c == "c" and 1 or 0) - 0.1 * (math.log(p.lr, 10) + 4)^2
+      end, "serial")
+      local best, jobs = search[arg[1]](ev, space, { max_evals = 80, seed = 11 })
+      local hits = 0
+      for k = 51, 80 do if jobs[k].parameters.c == "c" then hits = hits + 1 end end
+      report{ hits = hits, lr = best.parameters.lr, c = best.parameters.c }
+    ]=]
+    local tpe, random = H.eval(script, { args = { "tpe" } }), H.eval(script, { args = { "random" } })
+    assert.is_true(tpe.hits >= 20, "TPE picks the good choice in most of its last 30 jobs: " .. tpe.hits)
+    assert.is_true(random.hits < 15, "random search about a quarter of the time: " .. random.hits)
+    assert.are.equal("c", tpe.c)
+    assert.is_true(tpe.lr > 1e-5 and tpe.lr < 1e-3, "TPE's best lr near 1e-4: " .. tpe.lr)
+  end)
+end)
