@@ -30,8 +30,9 @@ local function rotl(x, k) return (x << k) | (x >> (64 - k)) end
 function M.rng(seed)
   if seed == nil then seed = os.time() ~ math.floor(os.clock() * 1e6) end
   if math.type(seed) ~= "integer" then
-    if type(seed) ~= "number" or seed ~= math.floor(seed) then fail("seed must be an integer, got %s", tostring(seed)) end
-    seed = math.tointeger(seed)
+    local integer = type(seed) == "number" and math.tointeger(seed) or nil
+    if not integer then fail("seed must be an integer, got %s", tostring(seed)) end
+    seed = integer
   end
   local s, st = {}, seed
   for i = 1, 4 do st, s[i] = splitmix(st) end
@@ -577,60 +578,71 @@ local function csv_target(csv)
   return dir == "" and "/" or dir, file
 end
 
-local function drive(name, Strategy, ev, space, opts)
+-- One run of a driver: the evaluator, the space, the strategy and what came back so far.
+local Run = {}
+Run.__index = Run
+
+local function new_run(name, Strategy, ev, space, opts)
   if type(ev) ~= "table" or type(ev.submit) ~= "function" then
     fail("search.%s: the first argument must be an evaluator (from evaluator.create), got a %s", name, type(ev))
   end
   space = M.space(space)
   opts = check_options(name, opts)
-  local maximize = opts.maximize ~= false
   local initial = {}
   for i, p in ipairs(opts.initial_points or {}) do
     local why = space:check(p)
     if why then fail("search.%s: initial_points[%d]: %s", name, i, why) end
     initial[i] = p
   end
-  local rng = M.rng(opts.seed or nil)
-  local strategy = Strategy.new(space, opts)
-  local max_evals = opts.max_evals and math.tointeger(opts.max_evals) or math.maxinteger
-  local cbs = callbacks_of(ev)
   local dir, file = csv_target(opts.csv)
-  if opts.timeout then ev:set_timeout(opts.timeout) end
-  notify(cbs, "on_search_begin", { driver = name, max_evals = opts.max_evals, timeout = opts.timeout, maximize = maximize })
+  return setmetatable({ name = name, ev = ev, space = space, opts = opts, maximize = opts.maximize ~= false,
+    initial = initial, rng = M.rng(opts.seed or nil), strategy = Strategy.new(space, opts),
+    max_evals = opts.max_evals and math.tointeger(opts.max_evals) or math.maxinteger, cbs = callbacks_of(ev),
+    csv_dir = dir, csv_file = file, jobs = {}, best = nil, best_score = nil, submitted = 0, in_flight = 0 }, Run)
+end
 
-  local jobs, best, best_score, submitted, in_flight = {}, nil, nil, 0, 0
-  local function submit(n)
-    n = math.min(n, max_evals - submitted)
-    if n <= 0 or stopped(cbs) or (ev.time_left ~= nil and ev.time_left <= 0) then return end
-    local list = {}
-    for i = 1, n do
-      if #initial > 0 then list[i] = table.remove(initial, 1)
-      else list[i] = space:from_internal(strategy:propose(rng)) end
-    end
-    local ok, err = pcall(ev.submit, ev, list)
-    if not ok then
-      if tostring(err):find("TimeoutReached", 1, true) then return end
-      error(err, 0)
-    end
-    submitted, in_flight = submitted + n, in_flight + n
+-- Submits up to n points (initial points first) unless the search is over.
+function Run:submit(n)
+  local ev = self.ev
+  n = math.min(n, self.max_evals - self.submitted)
+  if n <= 0 or stopped(self.cbs) or (ev.time_left ~= nil and ev.time_left <= 0) then return end
+  local list = {}
+  for i = 1, n do
+    list[i] = table.remove(self.initial, 1) or self.space:from_internal(self.strategy:propose(self.rng))
   end
+  local ok, err = pcall(ev.submit, ev, list)
+  if not ok then
+    if tostring(err):find("TimeoutReached", 1, true) then return end
+    error(err, 0)
+  end
+  self.submitted, self.in_flight = self.submitted + n, self.in_flight + n
+end
 
-  submit(ev.num_workers or 1)
-  while in_flight > 0 do
+-- Takes finished jobs: the strategy learns from them, the best is kept.
+function Run:take(done)
+  self.in_flight = self.in_flight - #done
+  for _, job in ipairs(done) do
+    self.jobs[#self.jobs + 1] = job
+    local s = job.status == "DONE" and score_of(job, self.maximize, self.name) or nil
+    if self.space:check(job.parameters) == nil then self.strategy:tell(self.space:internal(job.parameters), s) end
+    if s and (self.best_score == nil or s > self.best_score) then self.best, self.best_score = job, s end
+  end
+  if self.csv_dir then self.ev:dump_jobs_done_to_csv(self.csv_dir, self.csv_file) end
+end
+
+local function drive(name, Strategy, ev, space, opts)
+  local run = new_run(name, Strategy, ev, space, opts)
+  if run.opts.timeout then ev:set_timeout(run.opts.timeout) end
+  notify(run.cbs, "on_search_begin", { driver = name, max_evals = run.opts.max_evals, timeout = run.opts.timeout,
+    maximize = run.maximize })
+  run:submit(ev.num_workers or 1)
+  while run.in_flight > 0 do
     local done = ev:gather("BATCH", 1)
-    in_flight = in_flight - #done
-    for _, job in ipairs(done) do
-      jobs[#jobs + 1] = job
-      local s = job.status == "DONE" and score_of(job, maximize, name) or nil
-      local u = space:check(job.parameters) == nil and space:internal(job.parameters) or nil
-      if u then strategy:tell(u, s) end
-      if s and (best_score == nil or s > best_score) then best, best_score = job, s end
-    end
-    if dir then ev:dump_jobs_done_to_csv(dir, file) end
-    submit(#done)
+    run:take(done)
+    run:submit(#done)
   end
-  notify(cbs, "on_search_end", best, jobs)
-  return best, jobs
+  notify(run.cbs, "on_search_end", run.best, run.jobs)
+  return run.best, run.jobs
 end
 
 --- search.random(ev, space, opts): random search; returns the best job and the list of jobs.
