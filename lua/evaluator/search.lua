@@ -480,12 +480,25 @@ function Tpe:split()
   return below, above
 end
 
+-- The estimators l and g of every dimension; kept while no job comes back, since several
+-- points are proposed at once when several jobs came back together.
+function Tpe:model()
+  local n = #self.observations
+  if self.model_n ~= n then
+    local below, above = self:split()
+    local l, g = {}, {}
+    for i, d in ipairs(self.space.dims) do l[i], g[i] = estimator(d.dim, i, below), estimator(d.dim, i, above) end
+    self.l, self.g, self.model_n = l, g, n
+  end
+  return self.l, self.g
+end
+
 function Tpe:propose(rng)
   if #self.observations < self.n_startup or not self.n_success then return self:random_point(rng) end
-  local below, above = self:split()
+  local ls, gs = self:model()
   local u = {}
   for i, d in ipairs(self.space.dims) do
-    local l, g = estimator(d.dim, i, below), estimator(d.dim, i, above)
+    local l, g = ls[i], gs[i]
     local best, best_score = nil, -math.huge
     for _ = 1, self.n_candidates do
       local x, s
