@@ -80,6 +80,7 @@ function Progress:on_search_begin(info)
   self.total = info.max_evals or self.total
   self.maximize = info.maximize
   self.t0 = wtime()
+  self.deadline = info.timeout and self.t0 + info.timeout or nil
 end
 
 --- The line as it stands.
@@ -89,9 +90,9 @@ function Progress:line()
   local parts = { self.total and ("%d/%d jobs"):format(self.done, self.total) or ("%d jobs"):format(self.done),
     ("%.1f jobs/s"):format(rate), "best " .. (self.best and fmt_number(self.best) or "-"),
     ("%d failed"):format(self.failed) }
-  if self.total and rate > 0 then
-    parts[#parts + 1] = "ETA " .. fmt_seconds(math.max(self.total - self.done, 0) / rate)
-  end
+  local eta = self.total and rate > 0 and math.max(self.total - self.done, 0) / rate or nil
+  if self.deadline then eta = math.min(eta or math.huge, math.max(self.deadline - wtime(), 0)) end -- the budget ends it
+  if eta then parts[#parts + 1] = "ETA " .. fmt_seconds(eta) end
   parts[#parts + 1] = "elapsed " .. fmt_seconds(elapsed)
   return "[evaluator] " .. table.concat(parts, " | ")
 end
