@@ -54,12 +54,13 @@ test: deps
 
 demo: deps
 	@$(MAKE) --no-print-directory all
-	mpirun --oversubscribe -np 4 $(BIN) examples/random_search.lua
-	@echo "results: $(CURDIR)/results.csv"
+	timeout 300 mpirun --oversubscribe -np 4 $(BIN) examples/ackley.lua tpe 200
+	timeout 60 $(BIN) plot results.csv -o run.png
+	@echo "results: $(CURDIR)/results.csv, picture of the run: $(CURDIR)/run.png"
 
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/run.sh
 
 clean:
-	rm -rf build build-san results.csv
+	rm -rf build build-san results.csv run.png

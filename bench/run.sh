@@ -320,6 +320,24 @@ for m in thread process mpicomm; do
     "$M_CPU jobs of ${M_SECONDS}s of Lua arithmetic; 2x is both cores busy"
 done
 
+# ---- 9: the search drivers: median best of random, evolution, TPE ------------------------------
+if [ "$QUICK" = 1 ]; then D_EVALS=200 D_SEEDS=3; else D_EVALS=500 D_SEEDS=10; fi
+note "9/9 search drivers: Ackley and Rosenbrock 5-D, $D_EVALS evaluations, $D_SEEDS seeds (serial)"
+echo "+ $BIN bench/drivers.lua $D_EVALS $D_SEEDS" >>"$LOG"
+o=$(timeout "$((TMO * 2))" "$BIN" bench/drivers.lua "$D_EVALS" "$D_SEEDS" 2>>"$LOG") || o=""
+echo "$o" >>"$LOG"
+for fn in ackley rosenbrock; do
+  k=DRIVERS_$fn
+  info "9-$fn" "$fn 5-D: median best f, random / evolution / TPE" \
+    "$(fmt '%.4g' "$(field "$k" random "$o")") / $(fmt '%.4g' "$(field "$k" evolution "$o")") / $(fmt '%.4g' "$(field "$k" tpe "$o")")" \
+    "$D_EVALS evaluations, $D_SEEDS seeds, minimised; $(field "$k" seconds "$o") s for the three"
+  for d in evolution tpe; do
+    r=$(field "$k" "ratio_$d" "$o")
+    row "9-$fn" "  $d: random's median best / $d's" "$(fmt '%.2fx' "$r")" ">= 1x" ">=" 1 "$r" \
+      "above 1: $d finds better points than random search"
+  done
+done
+
 print_table
 [ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }
 if [ $ERRORS -gt 0 ]; then

@@ -357,4 +357,7 @@ function M._close_all()
   for _, ev in ipairs(list) do ev:close() end
 end
 
+--- Raises an error at the user's line: for the other evaluator.* modules (search, callbacks).
+M._fail = fail
+
 return M
