@@ -46,7 +46,8 @@ static int panic(lua_State *L) {
 }
 
 /* lua_newstate leaves warnings with nowhere to go; this is lauxlib's behaviour (off until "@on",
- * which -W sends), kept per runtime since lauxlib's own is not public. */
+ * which -W sends), kept per runtime since lauxlib's own is not public. A warning's parts are
+ * gathered and written with one call, so lines from several ranks do not interleave. */
 static void warn_print(void *ud, const char *msg, int tocont) {
   runtime_t *rt = ud;
   if (!rt->warn_cont && !tocont && *msg == '@') { /* a control message */
@@ -54,13 +55,16 @@ static void warn_print(void *ud, const char *msg, int tocont) {
     else if (!strcmp(msg, "@off")) rt->warn_on = 0;
     return;
   }
-  if (rt->warn_on) {
-    if (!rt->warn_cont) fputs("Lua warning: ", stderr);
-    fputs(msg, stderr);
-    if (!tocont) fputs("\n", stderr);
-    fflush(stderr);
-  }
   rt->warn_cont = tocont;
+  if (!rt->warn_on) return;
+  size_t room = sizeof rt->warn_line - rt->warn_len, n = strlen(msg);
+  if (n > room) n = room;
+  memcpy(rt->warn_line + rt->warn_len, msg, n);
+  rt->warn_len += n;
+  if (tocont) return;
+  fprintf(stderr, "Lua warning: %.*s\n", (int)rt->warn_len, rt->warn_line);
+  fflush(stderr);
+  rt->warn_len = 0;
 }
 
 static int saved_argc, saved_script;
@@ -84,6 +88,7 @@ int runtime_open(runtime_t *rt) {
   *(runtime_t **)lua_getextraspace(L) = rt;
   lua_atpanic(L, panic);
   rt->warn_on = rt->warn_cont = 0;
+  rt->warn_len = 0;
   lua_setwarnf(L, warn_print, rt);
   if (has_option_E()) { /* read by the package library when it opens */
     lua_pushboolean(L, 1);

@@ -21,6 +21,8 @@ typedef struct runtime {
   int serve_at, served;
   int prepared;            /* LUA_INIT, -e, -l and -W have run in this state */
   int warn_on, warn_cont;  /* lua_warning state: -W or "@on"; inside a multi-part warning */
+  char warn_line[512];     /* a warning's parts, written as one line (ranks share stderr) */
+  size_t warn_len;
 } runtime_t;
 
 /* A new state with everything loaded; returns 0, or -1 if no memory. */
