@@ -413,6 +413,29 @@ end
   end
 end)
 
+describe("LUA_PATH and LUA_CPATH apply on every rank and in every worker", function()
+  for _, m in ipairs(H.METHODS) do
+    it(("a module found only through LUA_PATH loads in a run function (%s)"):format(m.name), function()
+      local moddir = H.tmpdir()
+      H.write_file(moddir .. "/evl_pathonly.lua", "return { twice = function(x) return 2 * x end }")
+      local src = ([[
+local ev <close> = evaluator.create(function(job) return require("evl_pathonly").twice(job.parameters.x) end, %q)
+if ev then
+  ev:submit({ { x = 1 }, { x = 2 }, { x = 3 } })
+  local out = {}
+  for _, j in ipairs(ev:gather("ALL")) do out[#out + 1] = j.objective end
+  table.sort(out, function(a, b) return tostring(a) < tostring(b) end)
+  report(out)
+end
+]]):format(m.name)
+      local ok, t = pcall(H.eval, src, { np = m.np, env = { LUA_PATH = moddir .. "/?.lua;;" }, timeout = 60 })
+      H.rmdir(moddir)
+      assert(ok, t)
+      assert.are.same({ 2, 4, 6 }, t)
+    end)
+  end
+end)
+
 ---------------------------------------------------------------------------------------------------
 -- The installed documentation (issue 14, item 2).
 
