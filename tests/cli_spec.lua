@@ -244,18 +244,24 @@ report { rank = evaluator.mpi.rank(), x = x, g = g == string, m = mymod.value, o
     assert.are.equal(0, H.count(off.stderr, "careful"), H.describe(off))
   end)
 
-  it("- reads the script from standard input on rank 0 and runs it on every rank, with its arguments", function()
-    local src = [[
+  -- A search read from standard input: jobs x = 1, 2 with the run function `body`; prints "sum N".
+  local function stdin_search(first_line, body, method, kwargs)
+    return ([[
 local evaluator = require "evaluator"
-io.write(("rank %d of %d: arg[0]=%s ...=%s\n"):format(evaluator.mpi.rank(), evaluator.mpi.size(), arg[0], table.concat({ ... }, ",")))
-local ev <close> = evaluator.create(function(job) return job.parameters.x * 3 end, "mpicomm")
+%s
+local ev <close> = evaluator.create(function(job) return %s end, %q, %s)
 if ev then
   ev:submit({ { x = 1 }, { x = 2 } })
   local sum = 0
   for _, j in ipairs(ev:gather("ALL")) do sum = sum + j.objective end
   print("sum " .. sum)
 end
-]]
+]]):format(first_line, body, method, kwargs)
+  end
+
+  it("- reads the script from standard input on rank 0 and runs it on every rank, with its arguments", function()
+    local src = stdin_search([[io.write(("rank %d of %d: arg[0]=%s ...=%s\n"):format(evaluator.mpi.rank(), evaluator.mpi.size(), arg[0], table.concat({ ... }, ",")))]],
+      "job.parameters.x * 3", "mpicomm", "nil")
     local r = run_with_input({ "-", "a", "b c" }, src, { np = 3 })
     assert.are.equal(0, r.code, r.stderr)
     for rank = 0, 2 do
@@ -265,17 +271,7 @@ end
   end)
 
   it("a script from standard input reaches thread workers too (they re-run it)", function()
-    local src = [[
-local evaluator = require "evaluator"
-local ev <close> = evaluator.create(function(job) return job.parameters.x + 1 end, "thread", { num_workers = 2 })
-if ev then
-  ev:submit({ { x = 1 }, { x = 2 } })
-  local sum = 0
-  for _, j in ipairs(ev:gather("ALL")) do sum = sum + j.objective end
-  print("sum " .. sum)
-end
-]]
-    local r = run_with_input({ "-" }, src)
+    local r = run_with_input({ "-" }, stdin_search("", "job.parameters.x + 1", "thread", "{ num_workers = 2 }"))
     assert.are.equal(0, r.code, r.stderr)
     assert.are.equal("sum 5\n", r.stdout)
   end)
