@@ -145,11 +145,15 @@ static void share_stdin_script(int rank) {
     }
     len = (long long)text.len;
   }
-  MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
+  int rc = MPI_Bcast(&len, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
   if (rank != 0) buf_reserve(&text, (size_t)len);
-  for (long long off = 0; off < len; off += INT_MAX) {
+  for (long long off = 0; rc == MPI_SUCCESS && off < len; off += INT_MAX) {
     int n = len - off > INT_MAX ? INT_MAX : (int)(len - off);
-    MPI_Bcast(text.data + off, n, MPI_CHAR, 0, MPI_COMM_WORLD);
+    rc = MPI_Bcast(text.data + off, n, MPI_CHAR, 0, MPI_COMM_WORLD);
+  }
+  if (rc != MPI_SUCCESS) {
+    fprintf(stderr, "evaluator-lua: rank %d: cannot receive the script from rank 0\n", rank);
+    MPI_Abort(MPI_COMM_WORLD, 1);
   }
   text.len = (size_t)len;
   runtime_set_stdin_script(text.data, text.len);

@@ -303,11 +303,8 @@ int runtime_run(runtime_t *rt) {
     for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
     nargs = n;
   }
-  lua_remove(L, chunk + 1);
-  lua_pushcfunction(L, traceback);
-  lua_insert(L, chunk);
-  int rc = lua_pcall(L, nargs, 0, chunk);
-  lua_remove(L, chunk);
+  lua_remove(L, chunk + 1); /* the arg table */
+  int rc = call_traced(L, nargs, 0);
   if (rc != LUA_OK && lua_touserdata(L, -1) == &worker_done) {
     lua_sethook(L, NULL, 0, 0);
     lua_pop(L, 1);
