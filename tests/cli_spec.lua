@@ -315,6 +315,14 @@ answer = 41
     assert.truthy(r.stdout:find("still\there\n", 1, true), r.stdout)
   end)
 
+  it("no script with a terminal on standard input: the versions and a prompt, as lua (script(1) gives the terminal)", function()
+    local p = assert(io.popen("printf 'print(6*7)\\n' | timeout -k 5 30 script -qec " .. H.quote(H.quote(H.BIN)) .. " /dev/null 2>&1"))
+    local out = p:read("a"):gsub("\r", "")
+    p:close()
+    assert.truthy(out:find("Lua 5.4", 1, true), out)
+    assert.truthy(out:find("> 42\n", 1, true), out)
+  end)
+
   it("no script and no -e/-v/-i with a non-terminal standard input is an error that says to use -", function()
     local r = run_with_input({}, "print('not run')")
     assert.are.equal(1, r.code, r.stderr)
