@@ -210,24 +210,25 @@ static void leave_interrupted(int sig) {
   _exit(128 + sig);
 }
 
-/* A channel of its own for "a lower rank reports an error": nothing else receives on it. */
-static MPI_Comm die_comm = MPI_COMM_NULL;
+/* "A lower rank reports an error" travels on MPI_COMM_WORLD with this tag: nothing else receives
+ * there (every pool talks on a duplicate of its communicator), and a duplicate made for it would
+ * cost every start a collective. */
 enum { DIE_TAG = 77, DIE_WAIT_MS = 300 };
 
 /* An error raised on several ranks at once (a mistake at the script's top level) is printed once,
  * by the lowest of them: each failing rank tells the ranks above it, and a rank above 0 prints only
  * if no lower rank told it so within DIE_WAIT_MS. */
 static int lower_rank_reports(int rank, int size) {
-  if (size < 2 || die_comm == MPI_COMM_NULL) return 0;
+  if (size < 2) return 0;
   for (int r = rank + 1; r < size; r++) {
     MPI_Request req;
-    if (MPI_Isend(&rank, 1, MPI_INT, r, DIE_TAG, die_comm, &req) == MPI_SUCCESS) MPI_Request_free(&req);
+    if (MPI_Isend(&rank, 1, MPI_INT, r, DIE_TAG, MPI_COMM_WORLD, &req) == MPI_SUCCESS) MPI_Request_free(&req);
   }
   if (rank == 0) return 0;
   double until = now_monotonic() + DIE_WAIT_MS / 1000.0;
   do {
     int flag = 0;
-    MPI_Iprobe(MPI_ANY_SOURCE, DIE_TAG, die_comm, &flag, MPI_STATUS_IGNORE);
+    MPI_Iprobe(MPI_ANY_SOURCE, DIE_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
     if (flag) return 1;
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
@@ -309,7 +310,6 @@ int main(int argc, char **argv) {
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
   transport_init_world();
   int rank = transport_world_rank(), size = transport_world_size();
-  if (MPI_Comm_dup(MPI_COMM_WORLD, &die_comm) != MPI_SUCCESS) die_comm = MPI_COMM_NULL;
   interrupt_install_signal_handlers();
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of a killed job's commands come back here to be reaped */
   subprocess_init();
@@ -337,7 +337,6 @@ int main(int argc, char **argv) {
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   runtime_close(&rt);
   fflush(NULL);
-  MPI_Comm_free(&die_comm);
   MPI_Finalize();
   return 0;
 }
