@@ -1,47 +1,48 @@
-/* executor.h: the interface between the root's bookkeeping and whatever runs the jobs (MPI ranks,
- * threads, processes). Jobs go in encoded; results come out encoded, with times on the root's clock. */
+/* executor.h: the one interface between the root's bookkeeping (l_core.c) and whatever runs the
+ * jobs: the serial executor (pool_serial.c, jobs run in the root's own state), custom backends
+ * (pool_custom.c, jobs as coroutines there), and the pools of workers (farm.c over the links of
+ * pool_thread.c, pool_process.c, pool_mpi.c). Jobs go in encoded; outcomes come out encoded, with
+ * times on the root's clock. Every method is one of these; nothing above this interface knows
+ * which. */
 #ifndef EVL_EXECUTOR_H
 #define EVL_EXECUTOR_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <mpi.h>
 
-#include "interrupt.h"
+#include "buf.h"
+#include "outcome.h"
 
-/* One finished job as the executor hands it back. payload holds the runner's outcome encoding:
- * the status byte, then the output (RUN_OK) or the message. Valid only during the callback. */
+struct runner;
+struct runtime;
+
+/* One finished job as the executor hands it back; valid only during the callback. */
 typedef struct exec_result {
   uint32_t slot;
-  run_status status;
   double t_start, t_end; /* monotonic, root clock */
-  int rank;
-  const char *payload;
+  int rank;              /* metadata.rank: -1 for a job that never started */
+  const char *outcome;   /* outcome.h bytes */
   size_t len;
 } exec_result;
 
 typedef void (*exec_result_fn)(void *ud, const exec_result *r);
 
-/* What every worker needs to know about the evaluator it serves, sent once at start. */
-typedef struct exec_config {
-  const char *search_id;
-  double job_timeout;      /* seconds, 0 = none */
-  size_t mem_limit;        /* bytes, 0 = none */
-} exec_config;
-
 typedef struct executor executor_t;
 
 typedef struct executor_ops {
-  /* Queue a job (params encoded by wire.c; copied). */
+  /* Queue job number n (params encoded by wire.c; copied) in slot. */
   void (*launch)(executor_t *ex, uint32_t slot, uint64_t n, const char *params, size_t len);
-  /* Hand out queued jobs and deliver finished ones through fn, waiting up to `wait` seconds for
-   * the first. Returns how many were delivered, or -1 with ex->err set when the workers are lost. */
+  /* Start queued jobs and deliver finished ones through fn, waiting up to `wait` seconds for the
+   * first (with fn NULL: only start what can start). Returns how many were delivered, or -1 with
+   * ex->err set when the workers are lost. */
   int (*poll)(executor_t *ex, double wait, exec_result_fn fn, void *ud);
   /* The whole search's deadline changed (absolute monotonic, 0 = none): tell running jobs. */
   void (*set_budget)(executor_t *ex, double deadline);
   /* Stop jobs: queued ones come back RUN_CANCELLED without running; running ones too when
-   * `running` is set. Their results still arrive through poll. */
+   * `running` is set. Their outcomes still arrive through poll. */
   void (*cancel)(executor_t *ex, int running);
-  /* Release the workers (every result should have been polled first). */
+  /* Release the workers. Jobs that cannot finish any more come back through one last poll. */
   void (*shutdown)(executor_t *ex);
   void (*destroy)(executor_t *ex);
 } executor_ops;
@@ -52,5 +53,30 @@ struct executor {
   double budget;           /* absolute monotonic deadline of the search, 0 = none */
   char err[256];
 };
+
+/* What every worker needs to know about the evaluator it serves, sent once at start. */
+typedef struct exec_config {
+  const char *search_id;
+  double job_timeout;      /* seconds, 0 = none */
+  size_t mem_limit;        /* bytes, 0 = none */
+} exec_config;
+
+/* What an executor is made from. */
+typedef struct exec_args {
+  exec_config cfg;
+  struct runner *runner;   /* the run function in the calling state */
+  struct runtime *rt;      /* the calling state's runtime */
+  int num_workers;         /* 0 = the method's default */
+  MPI_Comm comm;           /* mpicomm only */
+  int root;                /* mpicomm only */
+} exec_args;
+
+/* Every method's constructor. Returns the executor, or NULL: with err set on failure, or with
+ * err empty on a rank or thread that served as a worker until its root closed (mpicomm). */
+typedef executor_t *(*exec_new_fn)(const exec_args *a, char *err, size_t errlen);
+
+/* Deliver the jobs in slots (u32 each) as stopped with why, never started (rank -1), and empty
+ * slots. Returns how many. */
+int exec_deliver_stopped(buf_t *slots, run_status why, exec_result_fn fn, void *ud);
 
 #endif

@@ -8,7 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "runner.h"
+#include "clock.h"
+#include "jobq.h"
+#include "sigint.h"
 #include "wire.h"
 
 #define PIPELINE_SECONDS 0.005 /* work to keep queued at a worker so it never waits for the root */
@@ -28,9 +30,7 @@ typedef struct farm {
   executor_t ex;
   link_t *link;
   wstate *w;
-  buf_t queue; /* entries: u32 slot, u64 n, u32 len, params */
-  size_t qread;
-  uint32_t qcount;
+  jobq_t queue;    /* jobs not yet handed out */
   buf_t cancelled; /* u32 slots cancelled before they were handed out */
   double avg_job;  /* seconds, moving average; <0 until the first result */
   int *wants;      /* workers that may need jobs (got ready, sent results): dispatch looks at
@@ -66,36 +66,22 @@ static int depth(const farm_t *f) {
 
 /* ---- hand-out ---- */
 
-/* Take the oldest queued job: its slot, number and encoded parameters (valid until the queue
- * is appended to). */
-static void queue_pop(farm_t *f, uint32_t *slot, uint64_t *n, const char **params, size_t *len) {
-  const char *p = f->queue.data + f->qread, *end = f->queue.data + f->queue.len;
-  wire_get_u32(&p, end, slot);
-  wire_get_u64(&p, end, n);
-  wire_get_bytes(&p, end, params, len);
-  f->qread = (size_t)(p - f->queue.data);
-  if (--f->qcount == 0) f->queue.len = f->qread = 0;
-}
-
-/* Called before the queue grows: what was taken from its front is dropped. */
-static void queue_compact(farm_t *f) { buf_compact(&f->queue, &f->qread); }
-
 static void send_batch(farm_t *f, int wi, uint32_t k) {
   buf_t *m = &f->msg;
   m->len = 0;
   wire_put_u32(m, k);
-  wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - now_monotonic() : -1.0);
+  wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - clock_now() : -1.0);
   uint32_t sent = 0;
   for (uint32_t i = 0; i < k && (i == 0 || m->len < MAX_BATCH_BYTES); i++, sent++) {
     uint32_t slot;
     uint64_t n;
     const char *params;
     size_t len;
-    queue_pop(f, &slot, &n, &params, &len);
+    if (jobq_pop(&f->queue, &slot, &n, &params, &len)) break;
     wire_put_u32(m, slot);
     wire_put_u64(m, n);
-    buf_add(m, params, len); /* before the queue is touched again */
-    if (f->w[wi].count == 0) f->w[wi].started = now_monotonic();
+    wire_put_bytes(m, params, len); /* before the queue is touched again */
+    if (f->w[wi].count == 0) f->w[wi].started = clock_now();
     ring_push(&f->w[wi], slot);
   }
   memcpy(m->data, &sent, sizeof sent); /* the count, when the size cap cut the batch short */
@@ -112,19 +98,19 @@ static void want(farm_t *f, int wi) {
  * are down to half of it. The half keeps messages large when the root is the bottleneck: topping
  * up one job per result would cost a message per job each way. */
 static void dispatch(farm_t *f) {
-  if (!f->qcount || !f->nwants) return;
+  if (!f->queue.count || !f->nwants) return;
   int d = depth(f), low = d > 2 ? d / 2 : d - 1;
-  for (int pass = 0; pass < 2 && f->qcount; pass++) {
+  for (int pass = 0; pass < 2 && f->queue.count; pass++) {
     int room = 0;
     for (int j = 0; j < f->nwants; j++) {
       wstate *w = &f->w[f->wants[j]];
       if (w->ready && (pass ? (int)w->count <= low : w->count == 0)) room++;
     }
-    for (int j = 0; j < f->nwants && f->qcount && room; j++) {
+    for (int j = 0; j < f->nwants && f->queue.count && room; j++) {
       int i = f->wants[j];
       wstate *w = &f->w[i];
       if (!w->ready || (pass ? (int)w->count > low : w->count != 0)) continue;
-      uint32_t share = (f->qcount + (uint32_t)room - 1) / (uint32_t)room;
+      uint32_t share = (f->queue.count + (uint32_t)room - 1) / (uint32_t)room;
       room--;
       uint32_t k = (uint32_t)d - w->count;
       send_batch(f, i, share < k ? share : k);
@@ -142,22 +128,6 @@ static void dispatch(farm_t *f) {
 
 /* ---- results ---- */
 
-static void deliver_cancelled(farm_t *f, exec_result_fn fn, void *ud, int *delivered) {
-  const char *p = f->cancelled.data, *end = p + f->cancelled.len;
-  buf_t outcome;
-  buf_init(&outcome);
-  runner_encode_stopped(RUN_CANCELLED, &outcome);
-  double now = now_monotonic();
-  uint32_t slot;
-  while (wire_get_u32(&p, end, &slot) == 0) {
-    exec_result r = {slot, RUN_CANCELLED, now, now, -1, outcome.data, outcome.len};
-    fn(ud, &r);
-    (*delivered)++;
-  }
-  buf_free(&outcome);
-  f->cancelled.len = 0;
-}
-
 static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
   const char *p = m->data, *end = p + m->len;
   wstate *w = &f->w[wi];
@@ -166,19 +136,15 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
   int rank = f->link->ops->rank_of(f->link, wi);
   for (uint32_t i = 0; i < count; i++) {
     exec_result r;
-    const char *outcome;
-    size_t len;
     if (wire_get_u32(&p, end, &r.slot) || wire_get_f64(&p, end, &r.t_start) || wire_get_f64(&p, end, &r.t_end) ||
-        wire_get_bytes(&p, end, &outcome, &len) || len < 1 || w->count == 0)
+        wire_get_bytes(&p, end, &r.outcome, &r.len) || w->count == 0)
       return (int)i;
     ring_pop(w);
     w->started = r.t_end - w->offset; /* the next one starts as this one ends */
     double took = r.t_end - r.t_start;
     f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
     r.t_start -= w->offset, r.t_end -= w->offset;
-    r.status = (run_status)outcome[0];
     r.rank = rank;
-    r.payload = outcome, r.len = len;
     fn(ud, &r);
   }
   want(f, wi);
@@ -194,10 +160,9 @@ static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *u
   if (w->count) {
     buf_t out;
     buf_init(&out);
-    buf_addc(&out, (char)RUN_CRASHED);
-    wire_put_bytes(&out, m->data, m->len);
-    double now = now_monotonic();
-    exec_result r = {ring_pop(w), RUN_CRASHED, now, now, f->link->ops->rank_of(f->link, wi), out.data, out.len};
+    outcome_encode_message(RUN_CRASHED, m->data, m->len, &out);
+    double now = clock_now();
+    exec_result r = {ring_pop(w), now, now, f->link->ops->rank_of(f->link, wi), out.data, out.len};
     fn(ud, &r);
     buf_free(&out);
     delivered = 1;
@@ -221,7 +186,7 @@ static void on_hello(farm_t *f, int wi, const buf_t *m) {
   double sent, theirs;
   uint64_t host;
   if (wire_get_f64(&p, end, &sent) || wire_get_f64(&p, end, &theirs) || wire_get_u64(&p, end, &host)) return;
-  double now = now_monotonic();
+  double now = clock_now();
   /* One machine has one monotonic clock; across machines, estimate from the round trip. */
   f->w[wi].offset = host == f->host_id ? 0.0 : theirs - (sent + now) / 2;
   f->w[wi].ready = 1;
@@ -252,11 +217,11 @@ static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
   f->link->expect_at = next_result_at(f);
   if (!fn) return 0;
   int delivered = 0;
-  if (f->cancelled.len) deliver_cancelled(f, fn, ud, &delivered);
-  double deadline = now_monotonic() + wait;
+  delivered += exec_deliver_stopped(&f->cancelled, RUN_CANCELLED, fn, ud);
+  double deadline = clock_now() + wait;
   for (;;) {
     int wi, tag;
-    double left = delivered ? 0 : deadline - now_monotonic();
+    double left = delivered ? 0 : deadline - clock_now();
     int rc = f->link->ops->recv(f->link, left > 0 ? left : 0, &wi, &tag, &f->msg);
     if (rc < 0) {
       snprintf(ex->err, sizeof ex->err, "%s", f->link->err);
@@ -264,7 +229,7 @@ static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
     }
     if (rc == 0) return delivered;
     delivered += handle(f, wi, tag, fn, ud);
-    if (f->cancelled.len) deliver_cancelled(f, fn, ud, &delivered);
+    delivered += exec_deliver_stopped(&f->cancelled, RUN_CANCELLED, fn, ud);
     dispatch(f);
   }
 }
@@ -272,12 +237,7 @@ static int farm_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud) {
 /* ---- the rest of the interface ---- */
 
 static void farm_launch(executor_t *ex, uint32_t slot, uint64_t n, const char *params, size_t len) {
-  farm_t *f = (farm_t *)ex;
-  queue_compact(f);
-  wire_put_u32(&f->queue, slot);
-  wire_put_u64(&f->queue, n);
-  wire_put_bytes(&f->queue, params, len);
-  f->qcount++;
+  jobq_push(&((farm_t *)ex)->queue, slot, n, params, len);
 }
 
 static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
@@ -295,19 +255,16 @@ static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
 static void farm_set_budget(executor_t *ex, double deadline) {
   farm_t *f = (farm_t *)ex;
   ex->budget = deadline;
-  send_ctrl_to_busy(f, CTRL_BUDGET, deadline > 0 ? deadline - now_monotonic() : -1.0);
+  send_ctrl_to_busy(f, CTRL_BUDGET, deadline > 0 ? deadline - clock_now() : -1.0);
 }
 
 static void farm_cancel(executor_t *ex, int running) {
   farm_t *f = (farm_t *)ex;
-  while (f->qcount) {
-    uint32_t slot;
-    uint64_t n;
-    const char *params;
-    size_t len;
-    queue_pop(f, &slot, &n, &params, &len);
-    wire_put_u32(&f->cancelled, slot);
-  }
+  uint32_t slot;
+  uint64_t n;
+  const char *params;
+  size_t len;
+  while (jobq_pop(&f->queue, &slot, &n, &params, &len) == 0) wire_put_u32(&f->cancelled, slot);
   send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
 }
 
@@ -319,7 +276,7 @@ static void farm_destroy(executor_t *ex) {
   for (int i = 0; i < ex->num_workers; i++) free(f->w[i].ring);
   free(f->w);
   free(f->wants);
-  buf_free(&f->queue);
+  jobq_free(&f->queue);
   buf_free(&f->cancelled);
   buf_free(&f->hello);
   buf_free(&f->msg);
@@ -339,11 +296,11 @@ executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t err
   f->w = xmalloc((size_t)link->nworkers * sizeof *f->w);
   memset(f->w, 0, (size_t)link->nworkers * sizeof *f->w);
   f->wants = xmalloc((size_t)link->nworkers * sizeof *f->wants);
-  buf_init(&f->queue);
+  jobq_init(&f->queue);
   buf_init(&f->cancelled);
   buf_init(&f->msg);
   buf_init(&f->hello);
-  wire_put_f64(&f->hello, now_monotonic());
+  wire_put_f64(&f->hello, clock_now());
   wire_put_f64(&f->hello, cfg->job_timeout);
   wire_put_u64(&f->hello, cfg->mem_limit);
   wire_put_bytes(&f->hello, cfg->search_id, strlen(cfg->search_id));
@@ -357,7 +314,7 @@ executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t err
   for (int answered = 0; answered < link->nworkers;) {
     int wi, tag;
     int rc = link->ops->recv(link, 1.0, &wi, &tag, &f->msg);
-    if (rc < 0 || interrupt_pending()) {
+    if (rc < 0 || sigint_pending()) {
       snprintf(err, errlen, "%s", rc < 0 ? link->err : "interrupted");
       farm_shutdown(&f->ex);
       farm_destroy(&f->ex);

@@ -4,7 +4,7 @@
 
 #include "l_core.h"
 #include "runtime.h"
-#include "transport.h"
+#include "pool_mpi.h"
 
 #define COMM_MT "evaluator.Comm"
 
@@ -79,12 +79,12 @@ static int comm_tostring(lua_State *L) {
 }
 
 static int mpi_rank(lua_State *L) {
-  lua_pushinteger(L, transport_world_rank());
+  lua_pushinteger(L, pool_mpi_world_rank());
   return 1;
 }
 
 static int mpi_size(lua_State *L) {
-  lua_pushinteger(L, transport_world_size());
+  lua_pushinteger(L, pool_mpi_world_size());
   return 1;
 }
 

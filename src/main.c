@@ -12,12 +12,14 @@
 #include <lauxlib.h>
 
 #include "buf.h"
-#include "interrupt.h"
+#include "clock.h"
+#include "guard.h"
+#include "sigint.h"
 #include "pool_thread.h"
 #include "repl.h"
 #include "runtime.h"
 #include "subprocess.h"
-#include "transport.h"
+#include "pool_mpi.h"
 #include "version.h"
 
 /* Where `make install` put the documentation, if this binary is an installed one: PREFIX/bin's
@@ -194,12 +196,12 @@ static void leave_interrupted(int sig) {
   fflush(NULL);
   /* mpirun kills every rank as soon as one exits non-zero: the ranks meet (for 2 s at most) and
    * then leave together, so each ends on its own with 128 + signal. */
-  if (transport_world_size() > 1) {
+  if (pool_mpi_world_size() > 1) {
     MPI_Request req;
     int done = 0;
-    double until = now_monotonic() + 2.0;
+    double until = clock_now() + 2.0;
     MPI_Ibarrier(MPI_COMM_WORLD, &req);
-    while (!done && now_monotonic() < until) {
+    while (!done && clock_now() < until) {
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
       if (!done) {
         struct timespec ts = {0, 100000};
@@ -225,14 +227,14 @@ static int lower_rank_reports(int rank, int size) {
     if (MPI_Isend(&rank, 1, MPI_INT, r, DIE_TAG, MPI_COMM_WORLD, &req) == MPI_SUCCESS) MPI_Request_free(&req);
   }
   if (rank == 0) return 0;
-  double until = now_monotonic() + DIE_WAIT_MS / 1000.0;
+  double until = clock_now() + DIE_WAIT_MS / 1000.0;
   do {
     int flag = 0;
     MPI_Iprobe(MPI_ANY_SOURCE, DIE_TAG, MPI_COMM_WORLD, &flag, MPI_STATUS_IGNORE);
     if (flag) return 1;
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
-  } while (now_monotonic() < until);
+  } while (clock_now() < until);
   return 0;
 }
 
@@ -254,7 +256,7 @@ static void die(lua_State *L, int rank, int size, const char *what) {
     else fprintf(stderr, "evaluator-lua: %s%s\n", what, msg);
   }
   fflush(NULL);
-  int sig = interrupt_pending();
+  int sig = sigint_pending();
   if (sig && close_open_evaluators(L) == LUA_OK) leave_interrupted(sig);
   if (size > 1) MPI_Abort(MPI_COMM_WORLD, sig ? 128 + sig : 1);
   exit(sig ? 128 + sig : 1);
@@ -308,9 +310,9 @@ int main(int argc, char **argv) {
   prctl(PR_SET_TIMERSLACK, 1UL);
   int provided;
   MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  transport_init_world();
-  int rank = transport_world_rank(), size = transport_world_size();
-  interrupt_install_signal_handlers();
+  pool_mpi_init_world();
+  int rank = pool_mpi_world_rank(), size = pool_mpi_world_size();
+  sigint_install();
   prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphans of a killed job's commands come back here to be reaped */
   subprocess_init();
 
@@ -332,7 +334,7 @@ int main(int argc, char **argv) {
   if (c.script < argc && runtime_run(&rt) != LUA_OK) die(rt.L, rank, size, "");
   if (c.has_i && rank == 0) repl_run(rt.L);
   if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
-  int sig = interrupt_pending();
+  int sig = sigint_pending();
   if (sig) leave_interrupted(sig);
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   runtime_close(&rt);

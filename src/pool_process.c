@@ -14,8 +14,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "farm.h"
 #include "link.h"
+#include "sigint.h"
 #include "subprocess.h"
 #include "wire.h"
 #include "worker.h"
@@ -31,9 +33,7 @@ typedef struct child {
 typedef struct ppool {
   link_t base;
   child_t *kids;
-  lua_State *L;
-  guard_t *g;
-  int run_ref, kwargs_ref;
+  runner_t *runner; /* what the children inherit */
   int broken; /* a worker could not be replaced: the pool cannot go on */
 } ppool;
 
@@ -92,7 +92,7 @@ static int cl_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
   child_link *c = (child_link *)l;
   for (;;) {
     if (unframe(&c->in, tag, msg)) return 1;
-    int ms = wait < 0 ? (interrupt_pending() ? 0 : 100) : (int)(wait * 1000);
+    int ms = wait < 0 ? (sigint_pending() ? 0 : 100) : (int)(wait * 1000);
     struct pollfd pfd = {c->fd, POLLIN, 0};
     int r = poll(&pfd, 1, ms);
     if (r < 0 && errno == EINTR) continue;
@@ -112,7 +112,7 @@ static const wlink_ops child_link_ops = {cl_send, cl_recv};
 static void child_main(ppool *p, int w, int fd) {
   for (int i = 0; i < p->base.nworkers; i++)
     if (i != w && p->kids[i].fd >= 0) close(p->kids[i].fd);
-  guard_after_fork(p->g);
+  guard_after_fork(p->runner->g);
   subprocess_after_fork();
   child_link c;
   memset(&c, 0, sizeof c);
@@ -120,7 +120,7 @@ static void child_main(ppool *p, int w, int fd) {
   c.base.rank = w + 1;
   c.fd = fd;
   buf_init(&c.in);
-  int rc = worker_serve(p->L, p->g, &c.base, p->run_ref, p->kwargs_ref);
+  int rc = worker_serve(p->runner, &c.base);
   fflush(NULL);
   _exit(rc ? 1 : 0);
 }
@@ -198,7 +198,7 @@ static int pp_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
   ppool *p = (ppool *)l;
   if (p->broken) return -1;
   int n = l->nworkers;
-  double until = now_monotonic() + (wait > 0 ? wait : 0);
+  double until = clock_now() + (wait > 0 ? wait : 0);
   struct pollfd *pfd = xmalloc((size_t)n * sizeof *pfd);
   int rc = 0;
   for (;;) {
@@ -212,7 +212,7 @@ static int pp_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
       pfd[i].events = POLLIN | (p->kids[i].out.len > p->kids[i].out_done ? POLLOUT : 0);
       pfd[i].revents = 0;
     }
-    double left = until - now_monotonic();
+    double left = until - clock_now();
     int r = poll(pfd, (nfds_t)n, left > 0 ? (int)(left * 1000) + 1 : 0);
     if (r < 0 && errno != EINTR) break;
     for (int i = 0; i < n && r > 0; i++) {
@@ -226,7 +226,7 @@ static int pp_recv(link_t *l, double wait, int *w, int *tag, buf_t *msg) {
         goto out;
       }
     }
-    if (r <= 0 && (now_monotonic() >= until || interrupt_pending())) break;
+    if (r <= 0 && (clock_now() >= until || sigint_pending())) break;
   }
 out:
   free(pfd);
@@ -240,7 +240,7 @@ static int pp_rank_of(link_t *l, int w) {
 
 static void pp_destroy(link_t *l) {
   ppool *p = (ppool *)l;
-  double until = now_monotonic() + 0.05;
+  double until = clock_now() + 0.05;
   for (int i = 0; i < l->nworkers; i++) {
     child_t *k = &p->kids[i];
     if (k->fd >= 0) {
@@ -256,7 +256,7 @@ static void pp_destroy(link_t *l) {
     if (k->pid <= 0) continue;
     subprocess_own(k->pid, 0); /* one still finishing a job is reaped later as an orphan */
     while (waitpid(k->pid, NULL, WNOHANG) == 0) {
-      if (now_monotonic() > until) break;
+      if (clock_now() > until) break;
       struct timespec ts = {0, 1000000};
       nanosleep(&ts, NULL);
     }
@@ -269,15 +269,14 @@ static void pp_destroy(link_t *l) {
 
 static const link_ops process_link_ops = {pp_send, pp_recv, pp_rank_of, pp_destroy};
 
-executor_t *pool_process_new(lua_State *L, guard_t *g, int num_workers, const exec_config *cfg, int run_ref,
-                             int kwargs_ref, char *err, size_t errlen) {
-  if (num_workers <= 0) num_workers = 1;
+executor_t *pool_process_new(const exec_args *a, char *err, size_t errlen) {
+  int num_workers = a->num_workers > 0 ? a->num_workers : 1;
   ppool *p = xmalloc(sizeof *p);
   memset(p, 0, sizeof *p);
   p->base.ops = &process_link_ops;
   p->base.nworkers = num_workers;
   p->base.max_depth = 1; /* a crash then takes one job with it, not a prefetched batch */
-  p->L = L, p->g = g, p->run_ref = run_ref, p->kwargs_ref = kwargs_ref;
+  p->runner = a->runner;
   p->kids = xmalloc((size_t)num_workers * sizeof *p->kids);
   for (int i = 0; i < num_workers; i++) {
     p->kids[i].fd = -1;
@@ -292,5 +291,5 @@ executor_t *pool_process_new(lua_State *L, guard_t *g, int num_workers, const ex
       pp_destroy(&p->base);
       return NULL;
     }
-  return farm_new(&p->base, cfg, err, errlen);
+  return farm_new(&p->base, &a->cfg, err, errlen);
 }

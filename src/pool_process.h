@@ -4,14 +4,10 @@
 #ifndef EVL_POOL_PROCESS_H
 #define EVL_POOL_PROCESS_H
 
-#include <lua.h>
-
 #include "executor.h"
-#include "interrupt.h"
 
-/* Fork the workers (run function and kwargs are registry refs in L, which they inherit).
+/* Fork the workers (they inherit a->runner: the run function and its upvalues as they are now).
  * Returns NULL with err set on failure. */
-executor_t *pool_process_new(lua_State *L, guard_t *g, int num_workers, const exec_config *cfg, int run_ref,
-                             int kwargs_ref, char *err, size_t errlen);
+executor_t *pool_process_new(const exec_args *a, char *err, size_t errlen);
 
 #endif

@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <lauxlib.h>
+#include <lua.h>
 
 #include "farm.h"
 #include "link.h"
+#include "sigint.h"
 #include "worker.h"
 
 typedef struct msg_node {
@@ -52,7 +53,7 @@ struct tpool {
 static atomic_int live_threads;
 
 void pool_thread_wait_all(void) {
-  while (atomic_load(&live_threads) > 0 && !interrupt_pending()) {
+  while (atomic_load(&live_threads) > 0 && !sigint_pending()) {
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
   }
@@ -128,7 +129,7 @@ static int tw_send(wlink_t *l, int tag, buf_t *msg) {
 static int tw_recv(wlink_t *l, double wait, int *tag, buf_t *msg) {
   tworker *t = (tworker *)l;
   /* "For ever" is in slices, so a Ctrl-C is noticed (worker.c decides what to do with it). */
-  if (wait < 0) wait = interrupt_pending() ? 0 : 0.1;
+  if (wait < 0) wait = sigint_pending() ? 0 : 0.1;
   return msgq_pop(&t->inbox, wait, NULL, NULL, tag, msg);
 }
 
@@ -227,8 +228,9 @@ static void tp_destroy(link_t *l) {
 
 static const link_ops thread_link_ops = {tp_send, tp_recv, tp_rank_of, tp_destroy};
 
-executor_t *pool_thread_new(runtime_t *rt, int num_workers, const exec_config *cfg, char *err, size_t errlen) {
-  if (num_workers <= 0) num_workers = 1;
+executor_t *pool_thread_new(const exec_args *a, char *err, size_t errlen) {
+  runtime_t *rt = a->rt;
+  int num_workers = a->num_workers > 0 ? a->num_workers : 1;
   tpool *p = xmalloc(sizeof *p);
   memset(p, 0, sizeof *p);
   p->base.ops = &thread_link_ops;
@@ -254,7 +256,20 @@ executor_t *pool_thread_new(runtime_t *rt, int num_workers, const exec_config *c
       break;
     }
   }
-  executor_t *ex = farm_new(&p->base, cfg, err, errlen);
-  if (!ex) return NULL;
-  return ex;
+  return farm_new(&p->base, &a->cfg, err, errlen);
+}
+
+int pool_thread_serve(runtime_t *rt, runner_t *r, int is_thread_pool, char *err, size_t errlen) {
+  if (rt->creates != rt->serve_at || rt->served) return 0;
+  if (!is_thread_pool) {
+    snprintf(err, errlen, "evaluator.create call number %d makes a thread pool on the root but not in this worker "
+             "thread: the script must make the same create calls in every thread", rt->creates);
+    return -1;
+  }
+  rt->served = 1;
+  if (worker_serve(r, rt->worker_link)) {
+    snprintf(err, errlen, "%s", rt->worker_link->err);
+    return -1;
+  }
+  return 1;
 }

@@ -12,8 +12,10 @@
 #include <lualib.h>
 
 #include "embedded.h"
+#include "l_coroutine.h"
 #include "l_modules.h"
 #include "subprocess.h"
+#include "traceback.h"
 
 runtime_t *runtime_of(lua_State *L) { return *(runtime_t **)lua_getextraspace(L); }
 
@@ -81,7 +83,7 @@ static int has_option_E(void) {
 
 int runtime_open(runtime_t *rt) {
   memset(&rt->guard, 0, sizeof rt->guard);
-  lua_State *L = lua_newstate(guard_alloc, &rt->guard);
+  lua_State *L = lua_newstate(memcap_alloc, &rt->guard.mem);
   if (!L) return -1;
   rt->L = L;
   rt->guard.L = L;
@@ -96,7 +98,7 @@ int runtime_open(runtime_t *rt) {
   }
   luaL_openlibs(L);
   spawn_install(L);
-  interrupt_install_coroutines(L);
+  lco_install(L);
   preload(L);
   guard_attach(&rt->guard);
   return 0;
@@ -157,59 +159,17 @@ int runtime_load(runtime_t *rt) {
 
 /* ---- tracebacks without the modules' frames ---- */
 
-enum { TB_FIRST = 10, TB_LAST = 11 }; /* frames shown at each end of a deep stack, as lauxlib */
-
-/* The deepest level of L's stack (a binary search, as luaL_traceback: lua_getstack is linear). */
-static int deepest_level(lua_State *L) {
-  lua_Debug ar;
-  int lo = 1, hi = 1;
-  while (lua_getstack(L, hi, &ar)) lo = hi, hi *= 2;
-  while (lo < hi) {
-    int mid = (lo + hi) / 2;
-    if (lua_getstack(L, mid, &ar)) lo = mid + 1;
-    else hi = mid;
-  }
-  return hi - 1;
-}
-
-/* Whether the frame at `level` is the user's: not a module's, and not a C function that a module
- * called or that called the script (the runtime's own pcall, at the bottom). */
-static int user_frame(lua_State *L, int level, lua_Debug *ar) {
-  if (!lua_getstack(L, level, ar) || !lua_getinfo(L, "Slnt", ar)) return 0;
+/* The user's frames: not a module's, and not a C function that a module called or that called the
+ * script (the runtime's own pcall, at the bottom). */
+static int user_frame(lua_State *L, int level, const lua_Debug *ar) {
   if (*ar->what != 'C') return !embedded_is_module_source(ar->source);
   lua_Debug caller;
   if (!lua_getstack(L, level + 1, &caller) || !lua_getinfo(L, "S", &caller)) return 0;
   return *caller.what == 'C' || !embedded_is_module_source(caller.source);
 }
 
-static void add_frame(luaL_Buffer *b, lua_State *L, lua_Debug *ar) {
-  if (ar->currentline > 0) lua_pushfstring(L, "\n\t%s:%d: in ", ar->short_src, ar->currentline);
-  else lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
-  luaL_addvalue(b);
-  if (*ar->namewhat) lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
-  else if (*ar->what == 'm') lua_pushliteral(L, "main chunk");
-  else if (*ar->what == 'C') lua_pushliteral(L, "?");
-  else lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
-  luaL_addvalue(b);
-  if (ar->istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
-}
-
 void runtime_push_traceback(lua_State *L, const char *msg, int level) {
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, msg);
-  luaL_addstring(&b, "\nstack traceback:");
-  int last = deepest_level(L);
-  lua_Debug ar;
-  for (; level <= last; level++) {
-    if (last - level > TB_LAST && level > TB_FIRST) { /* a deep stack: its two ends only */
-      lua_pushfstring(L, "\n\t...\t(skipping %d levels)", last - TB_LAST - level);
-      luaL_addvalue(&b);
-      level = last - TB_LAST;
-    }
-    if (user_frame(L, level, &ar)) add_frame(&b, L, &ar);
-  }
-  luaL_pushresult(&b);
+  tb_push(L, msg, level, tb_levels(L), user_frame);
 }
 
 static int traceback(lua_State *L) {

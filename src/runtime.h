@@ -6,7 +6,7 @@
 
 #include <lua.h>
 
-#include "interrupt.h"
+#include "guard.h"
 
 struct wlink;
 

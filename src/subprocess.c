@@ -15,7 +15,9 @@
 #include <unistd.h>
 #include <lauxlib.h>
 
-#include "interrupt.h"
+#include "clock.h"
+#include "guard.h"
+#include "sigint.h"
 
 extern char **environ;
 
@@ -152,14 +154,14 @@ static int wait_child(lua_State *L, pid_t pid) {
       if (g) guard_remove_group(g, pid);
       return r == pid ? status : -1;
     }
-    if (!(g && atomic_load(&g->running)) && interrupt_pending()) {
+    if (!(g && atomic_load(&g->running)) && sigint_pending()) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
       disown(pid);
       return luaL_error(L, "interrupted");
     }
     if (g && atomic_load(&g->running)) {
-      double now = now_monotonic();
+      double now = clock_now();
       if (now - last_check > 0.02) {
         last_check = now;
         run_status why = guard_check(g);

@@ -5,10 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <lauxlib.h>
 
-#include "jobs.h"
-#include "runner.h"
+#include "clock.h"
+#include "jobq.h"
+#include "sigint.h"
 #include "wire.h"
 
 #define FLUSH_AGE 0.001   /* seconds a finished result may wait for company */
@@ -16,20 +16,11 @@
 #define PROBE_EVERY 16    /* short jobs run between two looks for messages from the root */
 #define INTERRUPT_GRACE 10.0 /* seconds an interrupted worker waits for its root to say stop */
 
-typedef struct pending_jobs {
-  buf_t data; /* concatenated JOBS bodies (after the header) */
-  size_t read;
-  uint32_t count;
-} pending_jobs;
-
 typedef struct wctx {
-  lua_State *L;
-  guard_t *g;
+  runner_t *r;
   wlink_t *l;
-  int run_ref, kwargs_ref;
-  char *search_id;
   job_limits lim;
-  pending_jobs q;
+  jobq_t q;          /* jobs sent, not yet run */
   buf_t results;     /* body after the count */
   uint32_t nresults;
   double first_result, avg_job;
@@ -67,37 +58,29 @@ static void on_hello(wctx *w, const buf_t *m) {
       wire_get_u64(&p, end, &mem) || wire_get_bytes(&p, end, &sid, &n))
     return;
   w->lim.mem_limit = (size_t)mem;
-  free(w->search_id);
-  w->search_id = xmalloc(n + 1);
-  memcpy(w->search_id, sid, n);
-  w->search_id[n] = '\0';
+  runner_set_search_id(w->r, sid, n);
   buf_t r;
   buf_init(&r);
   wire_put_f64(&r, root_now);
-  wire_put_f64(&r, now_monotonic());
+  wire_put_f64(&r, clock_now());
   wire_put_u64(&r, link_host_id());
   w->l->ops->send(w->l, TAG_HELLO, &r);
   buf_free(&r);
 }
 
-static void set_budget(wctx *w, double left) { w->lim.deadline = left < 0 ? 0 : now_monotonic() + left; }
+static void set_budget(wctx *w, double left) { w->lim.deadline = left < 0 ? 0 : clock_now() + left; }
 
 /* Every job still queued comes back cancelled, unrun. */
 static void cancel_queue(wctx *w) {
-  double now = now_monotonic();
+  double now = clock_now();
   buf_t out;
   buf_init(&out);
-  runner_encode_stopped(RUN_CANCELLED, &out);
-  while (w->q.count) {
-    const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
-    uint32_t slot;
-    uint64_t n;
-    if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n) || wire_skip(&p, end)) break;
-    w->q.read = (size_t)(p - w->q.data.data);
-    w->q.count--;
-    add_result(w, slot, now, now, out.data, out.len);
-  }
-  w->q.count = 0;
+  outcome_encode_stopped(RUN_CANCELLED, &out);
+  uint32_t slot;
+  uint64_t n;
+  const char *params;
+  size_t len;
+  while (jobq_pop(&w->q, &slot, &n, &params, &len) == 0) add_result(w, slot, now, now, out.data, out.len);
   buf_free(&out);
 }
 
@@ -115,8 +98,8 @@ static run_status on_ctrl(wctx *w, const buf_t *m) {
       /* The running job's deadline follows the new budget, later as well as sooner. */
       set_budget(w, arg);
       double d;
-      w->g->deadline_why = runner_deadline(&w->lim, w->g->started, &d);
-      w->g->deadline = d;
+      run_status why = runner_deadline(&w->lim, w->r->g->started, &d);
+      guard_set_deadline(w->r->g, d, why);
       return RUN_OK;
     }
     default: return RUN_OK;
@@ -129,10 +112,7 @@ static void on_jobs(wctx *w, const buf_t *m) {
   double budget_left;
   if (wire_get_u32(&p, end, &count) || wire_get_f64(&p, end, &budget_left)) return;
   set_budget(w, budget_left);
-  if (w->q.count == 0) w->q.data.len = w->q.read = 0;
-  else buf_compact(&w->q.data, &w->q.read);
-  buf_add(&w->q.data, p, (size_t)(end - p));
-  w->q.count += count;
+  jobq_push_encoded(&w->q, p, (size_t)(end - p), count);
 }
 
 /* Take in one message; returns the stop reason it carries for a running job. */
@@ -156,35 +136,15 @@ static int poll_during_job(void *ud) {
 }
 
 static void run_one(wctx *w) {
-  lua_State *L = w->L;
-  const char *p = w->q.data.data + w->q.read, *end = w->q.data.data + w->q.data.len;
   uint32_t slot;
   uint64_t n;
-  if (wire_get_u32(&p, end, &slot) || wire_get_u64(&p, end, &n)) {
-    w->q.count = 0;
-    return;
-  }
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->run_ref);
-  lua_createtable(L, 0, 3);
-  jobs_push_id(L, w->search_id ? w->search_id : "0", n);
-  lua_setfield(L, -2, "id");
-  if (wire_decode(L, &p, end)) {
-    lua_pop(L, 2);
-    w->q.count = 0;
-    return;
-  }
-  w->q.read = (size_t)(p - w->q.data.data);
-  w->q.count--;
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -3, "parameters");
-  lua_setfield(L, -2, "args");
-  lua_rawgeti(L, LUA_REGISTRYINDEX, w->kwargs_ref);
-
+  const char *params;
+  size_t len;
+  if (jobq_pop(&w->q, &slot, &n, &params, &len)) return;
   double t0, t1;
-  run_status st = runner_call(L, w->g, &w->lim, &t0, &t1);
   buf_t out;
   buf_init(&out);
-  runner_encode_outcome(L, st, &out);
+  runner_run(w->r, n, params, len, &w->lim, &out, &t0, &t1);
   add_result(w, slot, t0, t1, out.data, out.len);
   buf_free(&out);
   double took = t1 - t0;
@@ -193,18 +153,15 @@ static void run_one(wctx *w) {
   if (w->q.count == 0 || w->nresults >= FLUSH_COUNT || t1 + w->avg_job - w->first_result > FLUSH_AGE) flush_results(w);
 }
 
-int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_ref) {
+int worker_serve(runner_t *r, wlink_t *l) {
   wctx w;
   memset(&w, 0, sizeof w);
-  w.L = L, w.g = g, w.l = l, w.run_ref = run_ref, w.kwargs_ref = kwargs_ref;
-  buf_init(&w.q.data);
+  w.r = r, w.l = l;
+  jobq_init(&w.q);
   buf_init(&w.results);
   buf_init(&w.msg);
-  g->poll = poll_during_job;
-  g->poll_ud = &w;
-  /* A worker makes a job's tables and drops them: young garbage, what the generational collector
-   * is for (a third fewer instructions per no-op job than the incremental one). */
-  int gc_mode = lua_gc(L, LUA_GCGEN, 0, 0);
+  guard_set_poll(r->g, poll_during_job, &w);
+  runner_serving(r, 1);
   int rc = 0, since_probe = 0;
   double interrupted_at = 0;
   while (!w.stop) {
@@ -222,7 +179,7 @@ int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_r
     flush_results(&w);
     /* Interrupted (Ctrl-C, SIGTERM): jobs still come back cancelled, and the root, interrupted
      * too, closes; a root that does not is given up on after a grace period. */
-    if (interrupt_pending() && !interrupted_at) interrupted_at = now_monotonic();
+    if (sigint_pending() && !interrupted_at) interrupted_at = clock_now();
     int got = l->ops->recv(l, interrupted_at ? 0.1 : -1, &tag, &w.msg);
     if (got < 0) {
       if (!l->err[0]) snprintf(l->err, sizeof l->err, "the link to the root failed");
@@ -230,18 +187,16 @@ int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_r
       break;
     }
     if (got == 1) take(&w, tag);
-    else if (interrupted_at && now_monotonic() - interrupted_at > INTERRUPT_GRACE) {
+    else if (interrupted_at && clock_now() - interrupted_at > INTERRUPT_GRACE) {
       snprintf(l->err, sizeof l->err, "interrupted, and the root did not close the evaluator within %.0f s", INTERRUPT_GRACE);
       rc = -1;
       break;
     }
   }
   flush_results(&w);
-  lua_gc(L, gc_mode, 0, 0);
-  g->poll = NULL;
-  g->poll_ud = NULL;
-  free(w.search_id);
-  buf_free(&w.q.data);
+  runner_serving(r, 0);
+  guard_set_poll(r->g, NULL, NULL);
+  jobq_free(&w.q);
   buf_free(&w.results);
   buf_free(&w.msg);
   return rc;

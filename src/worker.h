@@ -3,13 +3,11 @@
 #ifndef EVL_WORKER_H
 #define EVL_WORKER_H
 
-#include <lua.h>
-
-#include "interrupt.h"
 #include "link.h"
+#include "runner.h"
 
-/* Serve until the root says stop. The run function and its kwargs are registry refs in L.
- * Returns 0, or -1 with l->err set when the link failed or the process was interrupted. */
-int worker_serve(lua_State *L, guard_t *g, wlink_t *l, int run_ref, int kwargs_ref);
+/* Serve until the root says stop, running each job with r. Returns 0, or -1 with l->err set
+ * when the link failed or the process was interrupted. */
+int worker_serve(runner_t *r, wlink_t *l);
 
 #endif

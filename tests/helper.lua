@@ -45,7 +45,8 @@ H.MPIRUN = os.getenv("EVL_MPIRUN") or "mpirun"
 --- 1..num_workers, as the README says of thread and process).
 --- EVL_TEST_METHODS="serial,mpicomm" runs only those, for a quicker try.
 H.KNOWN_METHODS = {
-  serial = { name = "serial", np = 1, class = "SerialEvaluator", workers = 1, remote = false, crosses = false, rank = "mpi" },
+  -- serial crosses too: its run function gets its own copy of the job, as under every method.
+  serial = { name = "serial", np = 1, class = "SerialEvaluator", workers = 1, remote = false, crosses = true, rank = "mpi" },
   mpicomm = { name = "mpicomm", np = 3, class = "MPICommEvaluator", workers = 2, remote = true, crosses = true, rank = "mpi" },
   thread = { name = "thread", np = 1, class = "ThreadPoolEvaluator", workers = 1, remote = false, crosses = true, rank = "index" },
   process = { name = "process", np = 1, class = "ProcessPoolEvaluator", workers = 1, remote = false, crosses = true, rank = "index" },

@@ -2,7 +2,6 @@
 -- The core does the bookkeeping; this module validates arguments, runs callbacks, keeps jobs_done.
 local core = require "evaluator.core"
 local storage = require "evaluator.storage"
-local custom = require "evaluator.custom"
 
 local M = {}
 
@@ -28,28 +27,19 @@ local KWARGS = {
 local open_evaluators = {} -- closed at the end of the script if the script did not
 
 ---------------------------------------------------------------------------------------------------
--- Errors point at the user's line: the first frame outside these modules.
-
-local function user_level()
-  local level = 3
-  while true do
-    local info = debug.getinfo(level, "S")
-    if not info then return 1 end
-    if info.what ~= "C" and not info.source:find("^@lua/evaluator/") then return level - 1 end
-    level = level + 1
-  end
-end
+-- Errors point at the user's line: core.raise places them (the first frame outside these modules).
 
 local function fail(fmt, ...)
-  error(select("#", ...) > 0 and fmt:format(...) or fmt, user_level())
+  core.raise(select("#", ...) > 0 and fmt:format(...) or fmt)
 end
 
--- Call a core function; its errors are raised again at the user's line.
+-- Call f (Lua code of these modules, or a C function that does not place its errors itself); an
+-- error message is raised again at the user's line.
 local function checked(f, ...)
   local ok, a, b, c = pcall(f, ...)
   if not ok then
     if type(a) ~= "string" then error(a, 0) end -- not a message: the runtime's own (a worker's end)
-    fail((a:gsub("^[^\n:]*:%d+: ", "")))
+    core.raise(a)
   end
   return a, b, c
 end
@@ -160,7 +150,7 @@ function M._construct(cls, run_function, method_kwargs)
   if type(run_function) ~= "function" and not (getmetatable(run_function) or {}).__call then
     fail(("run_function must be a function, got a %s"):format(type(run_function)))
   end
-  if kind == "custom" and cls.execute == nil then
+  if kind == "custom" and type(cls.execute) ~= "function" then
     fail(("%s has no execute(self, job): a backend made with Evaluator:extend() must define it"):format(cls.__name))
   end
   local kw = check_kwargs(kind, method_kwargs)
@@ -180,15 +170,16 @@ function M._construct(cls, run_function, method_kwargs)
     _own_ids = store and {} or nil,
     _job_timeout = kw.job_timeout,
   }, cls)
-  self._want_jobs = kind == "custom" or has_hook(self._callbacks, "on_launch")
-  self._core = checked(core.new, {
-    kind = kind, run = run_function, kwargs = self.run_function_kwargs, num_workers = kw.num_workers,
+  self._want_jobs = has_hook(self._callbacks, "on_launch")
+  -- A custom backend's jobs run its execute(self, job), as coroutines the core resumes.
+  local run = kind == "custom" and function(job) return self:execute(job) end or run_function
+  self._core = core.new({
+    kind = kind, run = run, kwargs = self.run_function_kwargs, num_workers = kw.num_workers,
     job_timeout = kw.job_timeout, job_memory_limit = kw.job_memory_limit, comm = kw.comm, root = kw.root,
     search_id = search_id,
   })
   if self._core == nil then return nil end -- a worker rank whose root has closed
-  self.num_workers = kind == "custom" and (kw.num_workers or 1) or self._core:num_workers()
-  if kind == "custom" then custom.init(self) end
+  self.num_workers = self._core:num_workers()
   open_evaluators[self] = true
   return self
 end
@@ -230,10 +221,7 @@ function Evaluator:submit(list)
   local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list) or nil
   local jobs = self._core:submit(list, self._want_jobs, first_n)
   if jobs then
-    if self._kind == "custom" then custom.launch(self, jobs) end
-    if self._callbacks[1] then
-      for _, job in ipairs(jobs) do call_hook(self, "on_launch", job) end
-    end
+    for _, job in ipairs(jobs) do call_hook(self, "on_launch", job) end
   end
   if over then
     fail("MaximumJobsSpawnReached: the maximum of %d jobs is reached; %d of this submit were not submitted",
@@ -266,9 +254,7 @@ function Evaluator:gather(type_, size)
     end
     size = math.tointeger(size)
   end
-  local jobs
-  if self._kind == "custom" then jobs = custom.gather(self, type_, size or 1)
-  else jobs = self._core:collect(type_, size or 1) end
+  local jobs = self._core:collect(type_, size or 1)
   take_jobs(self, jobs)
   local others = self._storage and self:gather_other_jobs_done() or {}
   if self._callbacks[1] then call_hook(self, "on_gather", jobs, others) end
@@ -307,7 +293,7 @@ function Evaluator:dump_jobs_done_to_csv(log_dir, filename, flush)
   local path = log_dir:sub(-1) == "/" and log_dir .. filename or log_dir .. "/" .. filename
   if #self.jobs_done > 0 then
     local ok, err = pcall(core.csv_dump, path, self.jobs_done, flush and true or false)
-    if not ok then fail("dump_jobs_done_to_csv: %s (jobs_done is kept)", tostring(err):gsub("^[^\n:]*:%d+: ", "")) end
+    if not ok then fail("dump_jobs_done_to_csv: %s (jobs_done is kept)", tostring(err)) end
   end
   self.jobs_done = {}
 end
@@ -320,8 +306,7 @@ end
 
 function Evaluator:decode(key)
   if type(key) ~= "string" then fail(("decode: expected JSON text, got a %s"):format(type(key))) end
-  local ok, v = pcall(core.json_decode, key)
-  if not ok then fail((tostring(v):gsub("^[^\n:]*:%d+: ", ""))) end
+  local v = checked(core.json_decode, key)
   if type(v) ~= "table" or (next(v) ~= nil and v[1] ~= nil) or key:match("^%s*%[") then
     fail(("decode: %q is not a JSON object"):format(#key > 60 and key:sub(1, 57) .. "..." or key))
   end
@@ -341,9 +326,7 @@ function Evaluator:close()
     io.stderr:write("evaluator-lua: abort_on_exit: aborting every rank\n")
     core.abort(1)
   end
-  local jobs
-  if self._kind == "custom" then jobs = custom.close(self, self._wait_on_exit, self._cancel_on_exit)
-  else jobs = self._core:close(self._wait_on_exit, self._cancel_on_exit) end
+  local jobs = self._core:close(self._wait_on_exit, self._cancel_on_exit)
   if #jobs > 0 then
     take_jobs(self, jobs)
     if self._callbacks[1] then call_hook(self, "on_gather", jobs, {}) end

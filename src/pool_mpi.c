@@ -1,16 +1,18 @@
-/* transport.c: the MPI links for the mpicomm method (see transport.h). Nothing blocks in MPI: sends
- * are non-blocking, and waiting is a probe with a growing nap, so an idle rank burns no core. */
-#include "transport.h"
+/* pool_mpi.c: the mpicomm method (see pool_mpi.h): the MPI links between the root and its worker
+ * ranks under farm.c and worker.c. Nothing blocks in MPI: sends are non-blocking, and waiting is a
+ * probe with a growing nap, so an idle rank burns no core. */
+#include "pool_mpi.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <lauxlib.h>
 
+#include "clock.h"
 #include "farm.h"
-#include "worker.h"
+#include "sigint.h"
 #include "wire.h"
+#include "worker.h"
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
 #define NAP_MAX_NS 1000000L  /* longest nap: the worst added latency of an idle wait */
@@ -21,12 +23,12 @@
 
 static int world_rank, world_size;
 
-void transport_init_world(void) {
+void pool_mpi_init_world(void) {
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
 }
-int transport_world_rank(void) { return world_rank; }
-int transport_world_size(void) { return world_size; }
+int pool_mpi_world_rank(void) { return world_rank; }
+int pool_mpi_world_size(void) { return world_size; }
 
 /* ---- sends in flight, shared by both ends ---- */
 
@@ -69,8 +71,8 @@ static void outbox_send(outbox *o, MPI_Comm comm, int dest, int tag, buf_t *msg)
  * not supported by Open MPI's ob1): a few bytes leaked at the end of an evaluator, not freed
  * memory under MPI's feet. */
 static void outbox_drain(outbox *o, double seconds) {
-  double until = now_monotonic() + seconds;
-  while (o->n && now_monotonic() < until) {
+  double until = clock_now() + seconds;
+  while (o->n && clock_now() < until) {
     outbox_reap(o);
     struct timespec ts = {0, NAP_MIN_NS};
     if (o->n) nanosleep(&ts, NULL);
@@ -85,7 +87,7 @@ static void outbox_drain(outbox *o, double seconds) {
  * or the process is interrupted: then the caller decides how long to go on waiting). Returns 1 with the message received into msg, else 0. */
 static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double expect_at, int *from, int *tag,
                       buf_t *msg) {
-  double start = now_monotonic(), until = wait < 0 ? 0 : start + wait;
+  double start = clock_now(), until = wait < 0 ? 0 : start + wait;
   /* Spin while a message is likely soon: right away when the recent waits were short, or around
    * the time the next result is expected (expect_at, from the farm). Nap otherwise, so an idle
    * rank leaves its core to the ranks that work. */
@@ -112,11 +114,11 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double 
       msg->len = (size_t)count;
       *from = st.MPI_SOURCE;
       *tag = st.MPI_TAG;
-      if (wait != 0) o->usual_wait = 0.8 * o->usual_wait + 0.2 * (now_monotonic() - start);
+      if (wait != 0) o->usual_wait = 0.8 * o->usual_wait + 0.2 * (clock_now() - start);
       return 1;
     }
-    if (wait == 0 || (wait < 0 && interrupt_pending())) return 0;
-    double now = now_monotonic();
+    if (wait == 0 || (wait < 0 && sigint_pending())) return 0;
+    double now = clock_now();
     if (wait > 0 && now >= until) return 0;
     if (now >= spin_from && now < spin_until) continue;
     outbox_reap(o);
@@ -157,7 +159,7 @@ static int root_rank_of(link_t *l, int w) { return worker_rank((root_link *)l, w
 
 static void root_destroy(link_t *l) {
   root_link *r = (root_link *)l;
-  outbox_drain(&r->out, interrupt_pending() ? 0.05 : 5.0);
+  outbox_drain(&r->out, sigint_pending() ? 0.05 : 5.0);
   MPI_Comm_free(&r->comm);
   free(r);
 }
@@ -199,18 +201,18 @@ static void stop_rank(MPI_Comm comm, int rank) {
 }
 
 /* MPI_Comm_dup, which waits for every rank of comm to call create: a rank that never does (create
- * inside `if rank == 0`) would hang the others silently, so they say what they wait for. */
-static MPI_Comm dup_everywhere(lua_State *L, MPI_Comm comm, int rank) {
-  MPI_Comm dup;
+ * inside `if rank == 0`) would hang the others silently, so they say what they wait for. Returns
+ * -1 when interrupted. */
+static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup) {
   MPI_Request req;
-  MPI_Comm_idup(comm, &dup, &req);
-  double start = now_monotonic(), next_warning = start + WAIT_WARNING;
+  MPI_Comm_idup(comm, dup, &req);
+  double start = clock_now(), next_warning = start + WAIT_WARNING;
   long nap = NAP_MIN_NS;
   for (int done = 0; !done;) {
     MPI_Test(&req, &done, MPI_STATUS_IGNORE);
     if (done) break;
-    if (interrupt_pending()) luaL_error(L, "interrupted while waiting for every rank to call evaluator.create");
-    double now = now_monotonic();
+    if (sigint_pending()) return -1;
+    double now = clock_now();
     if (now >= next_warning) {
       fprintf(stderr, "evaluator-lua: rank %d has waited %.0f s for every rank of the communicator to call "
               "evaluator.create(..., \"mpicomm\"): all of them must (write `local ev = evaluator.create(...)` "
@@ -221,35 +223,50 @@ static MPI_Comm dup_everywhere(lua_State *L, MPI_Comm comm, int rank) {
     nanosleep(&ts, NULL);
     if (nap < NAP_MAX_NS) nap *= 2;
   }
-  return dup;
+  return 0;
 }
 
-executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, int num_workers,
-                             const exec_config *cfg, int run_ref, int kwargs_ref) {
-  int rank, size;
-  MPI_Comm_rank(comm, &rank);
-  MPI_Comm_size(comm, &size);
-  if (size < 2)
-    luaL_error(L, "the mpicomm method needs at least 2 ranks (a root and a worker), and this communicator "
-                  "has 1: run it as 'mpirun -np 4 evaluator-lua script.lua', or use the serial, thread or process method");
-  if (root < 0 || root >= size) luaL_error(L, "root = %d is not a rank of the communicator (size %d)", root, size);
-  if (num_workers <= 0) num_workers = size - 1;
-  if (num_workers > size - 1)
-    luaL_error(L, "num_workers = %d, but the communicator has only %d ranks besides the root", num_workers, size - 1);
-  MPI_Comm dup = dup_everywhere(L, comm, rank);
-  if (rank != root) {
-    worker_link wl;
-    memset(&wl, 0, sizeof wl);
-    wl.base.ops = &worker_link_ops;
-    wl.base.rank = rank;
-    wl.comm = dup;
-    wl.root = root;
-    int rc = worker_serve(L, g, &wl.base, run_ref, kwargs_ref);
-    outbox_drain(&wl.out, rc || interrupt_pending() ? 0.05 : 5.0);
-    MPI_Comm_free(&dup);
-    if (rc) luaL_error(L, "%s", wl.base.err);
+/* A worker rank: serve until the root says stop. */
+static executor_t *serve(const exec_args *a, MPI_Comm dup, int rank, char *err, size_t errlen) {
+  worker_link wl;
+  memset(&wl, 0, sizeof wl);
+  wl.base.ops = &worker_link_ops;
+  wl.base.rank = rank;
+  wl.comm = dup;
+  wl.root = a->root;
+  int rc = worker_serve(a->runner, &wl.base);
+  outbox_drain(&wl.out, rc || sigint_pending() ? 0.05 : 5.0);
+  MPI_Comm_free(&dup);
+  if (rc) snprintf(err, errlen, "%s", wl.base.err);
+  else err[0] = '\0';
+  return NULL;
+}
+
+executor_t *pool_mpi_new(const exec_args *a, char *err, size_t errlen) {
+  int rank, size, root = a->root, num_workers = a->num_workers;
+  MPI_Comm_rank(a->comm, &rank);
+  MPI_Comm_size(a->comm, &size);
+  if (size < 2) {
+    snprintf(err, errlen, "the mpicomm method needs at least 2 ranks (a root and a worker), and this communicator "
+             "has 1: run it as 'mpirun -np 4 evaluator-lua script.lua', or use the serial, thread or process method");
     return NULL;
   }
+  if (root < 0 || root >= size) {
+    snprintf(err, errlen, "root = %d is not a rank of the communicator (size %d)", root, size);
+    return NULL;
+  }
+  if (num_workers <= 0) num_workers = size - 1;
+  if (num_workers > size - 1) {
+    snprintf(err, errlen, "num_workers = %d, but the communicator has only %d ranks besides the root", num_workers,
+             size - 1);
+    return NULL;
+  }
+  MPI_Comm dup;
+  if (dup_everywhere(a->comm, rank, &dup)) {
+    snprintf(err, errlen, "interrupted while waiting for every rank to call evaluator.create");
+    return NULL;
+  }
+  if (rank != root) return serve(a, dup, rank, err, errlen);
   /* Ranks beyond num_workers serve nothing: release them now. */
   for (int w = num_workers; w < size - 1; w++) stop_rank(dup, w < root ? w : w + 1);
   root_link *r = xmalloc(sizeof *r);
@@ -258,8 +275,5 @@ executor_t *transport_create(lua_State *L, guard_t *g, MPI_Comm comm, int root, 
   r->base.nworkers = num_workers;
   r->comm = dup;
   r->root = root;
-  char err[256];
-  executor_t *ex = farm_new(&r->base, cfg, err, sizeof err);
-  if (!ex) luaL_error(L, "%s", err);
-  return ex;
+  return farm_new(&r->base, &a->cfg, err, errlen);
 }

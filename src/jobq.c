@@ -1,0 +1,49 @@
+/* jobq.c: a queue of encoded jobs (see jobq.h). */
+#include "jobq.h"
+
+#include "wire.h"
+
+void jobq_init(jobq_t *q) {
+  buf_init(&q->data);
+  q->read = 0;
+  q->count = 0;
+}
+
+void jobq_free(jobq_t *q) {
+  buf_free(&q->data);
+  q->read = 0;
+  q->count = 0;
+}
+
+/* Before the queue grows: what was taken from its front is dropped. */
+static void compact(jobq_t *q) {
+  if (q->count == 0) q->data.len = q->read = 0;
+  else buf_compact(&q->data, &q->read);
+}
+
+void jobq_push(jobq_t *q, uint32_t slot, uint64_t n, const char *params, size_t len) {
+  compact(q);
+  wire_put_u32(&q->data, slot);
+  wire_put_u64(&q->data, n);
+  wire_put_bytes(&q->data, params, len);
+  q->count++;
+}
+
+void jobq_push_encoded(jobq_t *q, const char *p, size_t len, uint32_t count) {
+  compact(q);
+  buf_add(&q->data, p, len);
+  q->count += count;
+}
+
+int jobq_pop(jobq_t *q, uint32_t *slot, uint64_t *n, const char **params, size_t *len) {
+  if (q->count == 0) return -1;
+  const char *p = q->data.data + q->read, *end = q->data.data + q->data.len;
+  if (wire_get_u32(&p, end, slot) || wire_get_u64(&p, end, n) || wire_get_bytes(&p, end, params, len)) {
+    q->count = 0;
+    q->data.len = q->read = 0;
+    return -1;
+  }
+  q->read = (size_t)(p - q->data.data);
+  q->count--;
+  return 0;
+}
