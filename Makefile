@@ -1,6 +1,8 @@
 # evaluator-lua: build, install, test, demo, bench.
 #   make                      build build/evaluator-lua
-#   make install PREFIX=dir   dir/bin/evaluator-lua (Lua modules are compiled in)
+#   make install PREFIX=dir   dir/bin/evaluator-lua (Lua modules are compiled in), the man page
+#                             dir/share/man/man1/evaluator-lua.1, README.md and docs/API.md in
+#                             dir/share/doc/evaluator-lua/
 #   make test | demo | bench | clean
 PREFIX ?= /usr/local
 CC = mpicc
@@ -47,6 +49,9 @@ install: $(BIN)
 	install -d $(PREFIX)/bin $(PREFIX)/share/evaluator-lua/examples
 	install -m 755 $(BIN) $(PREFIX)/bin/evaluator-lua
 	install -m 644 examples/*.lua $(PREFIX)/share/evaluator-lua/examples/
+	install -d $(PREFIX)/share/doc/evaluator-lua $(PREFIX)/share/man/man1
+	install -m 644 README.md docs/API.md $(PREFIX)/share/doc/evaluator-lua/
+	install -m 644 docs/evaluator-lua.1 $(PREFIX)/share/man/man1/evaluator-lua.1
 
 test: deps
 	@$(MAKE) --no-print-directory all

@@ -9,10 +9,9 @@
 #include "clock.h"
 #include "l_job.h"
 #include "subprocess.h"
+#include "traceback.h"
 #include "wire.h"
 
-#define TRACE_FIRST 10 /* frames shown at the top of a deep traceback... */
-#define TRACE_LAST 11  /* ...and at its bottom, as luaL_traceback does */
 
 void runner_init(runner_t *r, lua_State *L, guard_t *g, int fn_idx, int kwargs_idx) {
   kwargs_idx = lua_absindex(L, kwargs_idx);
@@ -56,36 +55,8 @@ run_status runner_deadline(const job_limits *lim, double start, double *deadline
 
 /* ---- tracebacks ---- */
 
-/* The number of levels on L's stack, found as luaL_traceback finds it: by bisection, since
- * lua_getstack(L, n) walks n frames. */
-static int stack_levels(lua_State *L) {
-  lua_Debug ar;
-  int li = 1, le = 1;
-  while (lua_getstack(L, le, &ar)) li = le, le *= 2;
-  while (li < le) {
-    int m = (li + le) / 2;
-    if (lua_getstack(L, m, &ar)) li = m + 1;
-    else le = m;
-  }
-  return le;
-}
-
-static void add_frame(luaL_Buffer *b, lua_State *L, lua_Debug *ar) {
-  lua_getinfo(L, "Slnt", ar);
-  if (ar->currentline > 0) lua_pushfstring(L, "\n\t%s:%d: in ", ar->short_src, ar->currentline);
-  else lua_pushfstring(L, "\n\t%s: in ", ar->short_src);
-  luaL_addvalue(b);
-  if (*ar->namewhat) lua_pushfstring(L, "%s '%s'", ar->namewhat, ar->name);
-  else if (*ar->what == 'm') lua_pushliteral(L, "main chunk");
-  else if (*ar->what != 'C') lua_pushfstring(L, "function <%s:%d>", ar->short_src, ar->linedefined);
-  else lua_pushliteral(L, "?");
-  luaL_addvalue(b);
-  if (ar->istailcall) luaL_addstring(b, "\n\t(...tail calls...)");
-}
-
 /* The message and the traceback of the run function's own frames: what called the run function
- * (the runtime, the worker loop, the script's create) is the same for every job and is left out.
- * A deep stack shows its first and last frames only, so the cost stays linear in its depth. */
+ * (the runtime, the worker loop, the script's create) is the same for every job and is left out. */
 static int traceback_handler(lua_State *L) {
   if (guard_is_stop(L, 1)) return 1;
   const char *msg = lua_tostring(L, 1);
@@ -93,23 +64,7 @@ static int traceback_handler(lua_State *L) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) msg = lua_tostring(L, -1);
     else msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
-  int levels = stack_levels(L) - (int)lua_tointeger(L, lua_upvalueindex(1));
-  luaL_Buffer b;
-  luaL_buffinit(L, &b);
-  luaL_addstring(&b, msg);
-  luaL_addstring(&b, "\nstack traceback:");
-  lua_Debug ar;
-  for (int level = 1; level < levels && lua_getstack(L, level, &ar); level++) {
-    if (level == TRACE_FIRST + 1 && levels - level > TRACE_LAST + 1) {
-      int skip = levels - level - TRACE_LAST;
-      lua_pushfstring(L, "\n\t...\t(skipping %d levels)", skip);
-      luaL_addvalue(&b);
-      level += skip - 1;
-      continue;
-    }
-    add_frame(&b, L, &ar);
-  }
-  luaL_pushresult(&b);
+  tb_push(L, msg, 1, tb_levels(L) - (int)lua_tointeger(L, lua_upvalueindex(1)), NULL);
   return 1;
 }
 
@@ -121,7 +76,7 @@ static run_status call_guarded(runner_t *r, const job_limits *lim, double *t_sta
   lua_State *L = r->L;
   guard_t *g = r->g;
   int base = lua_gettop(L) - 2; /* index of the function */
-  lua_pushinteger(L, stack_levels(L));
+  lua_pushinteger(L, tb_levels(L));
   lua_pushcclosure(L, traceback_handler, 1);
   lua_insert(L, base);
   double start = clock_now(), deadline;
