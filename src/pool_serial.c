@@ -74,7 +74,7 @@ executor_t *pool_serial_new(const exec_args *a, char *err, size_t errlen) {
   serial_t *s = xmalloc(sizeof *s);
   memset(s, 0, sizeof *s);
   s->ex.ops = &serial_ops;
-  s->ex.num_workers = 1;
+  s->ex.num_workers = a->num_workers > 0 ? a->num_workers : 1; /* as DeepHyper: how many to keep submitted */
   s->runner = a->runner;
   s->lim.job_timeout = a->cfg.job_timeout;
   s->lim.mem_limit = a->cfg.mem_limit;

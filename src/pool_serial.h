@@ -6,7 +6,9 @@
 
 #include "executor.h"
 
-/* Runs jobs with a->runner; metadata.rank is this process's MPI rank. Never fails. */
+/* Runs jobs with a->runner, one at a time; metadata.rank is this process's MPI rank. num_workers
+ * is kept as given, as DeepHyper's SerialEvaluator keeps it: drivers submit that many at once.
+ * Never fails. */
 executor_t *pool_serial_new(const exec_args *a, char *err, size_t errlen);
 
 #endif

@@ -176,3 +176,20 @@ describe("method_kwargs numbers are checked before any cast", function()
     assert.falsy(r.stderr:find("-2147483648", 1, true), H.describe(r))
   end)
 end)
+
+describe("serial with num_workers ~= 1", function()
+  it("keeps num_workers (as DeepHyper's SerialEvaluator) and says on stderr that it runs one job at a time", function()
+    local r = H.run([[
+local ev <close> = evaluator.create(function(job) return evaluator.mpi.wtime() end, "serial", { num_workers = 3 })
+ev:submit({ {}, {}, {} })
+local jobs = ev:gather("ALL")
+table.sort(jobs, function(a, b) return a.id < b.id end)
+local overlap = false
+for i = 2, #jobs do overlap = overlap or jobs[i].metadata.timestamp_start < jobs[i - 1].metadata.timestamp_end end
+report { n = ev.num_workers, overlap = overlap }
+]])
+    assert.are.equal(0, r.code, H.describe(r))
+    assert.are.same({ n = 3, overlap = false }, H.result(r))
+    assert.truthy(r.stderr:find("runs one job at a time", 1, true), H.describe(r))
+  end)
+end)

@@ -185,6 +185,11 @@ function M._construct(cls, run_function, method_kwargs)
   })
   if self._core == nil then return nil end -- a worker rank whose root has closed
   self.num_workers = self._core:num_workers()
+  if kind == "serial" and self.num_workers ~= 1 then
+    io.stderr:write(("evaluator-lua: note: the serial method runs one job at a time; num_workers = %d is kept "
+      .. "as the number of jobs a driver keeps submitted (use \"thread\" or \"process\" to run them at once)\n")
+      :format(self.num_workers))
+  end
   open_evaluators[self] = true
   return self
 end
