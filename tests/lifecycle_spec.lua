@@ -182,3 +182,24 @@ report { n = ev.num_workers, overlap = overlap }
     assert.truthy(r.stderr:find("runs one job at a time", 1, true), H.describe(r))
   end)
 end)
+
+describe("process workers prefetch", function()
+  it("a crash fails only the job it ran: the jobs the worker held are requeued and run", function()
+    local t = H.eval([[
+local ev <close> = evaluator.create(function(job)
+  if job.parameters.i == 50 then os.exit(3) end
+  return job.parameters.i
+end, "process", { num_workers = 1 })
+local list = {}
+for i = 1, 200 do list[i] = { i = i } end
+ev:submit(list)
+local out, crashed = {}, {}
+for _, j in ipairs(ev:gather("ALL")) do
+  if j.objective == "F_CRASHED" then crashed[#crashed + 1] = j.parameters.i
+  elseif j.objective == j.parameters.i then out[#out + 1] = j.parameters.i end
+end
+report { done = #out, crashed = crashed, n = ev.num_jobs_gathered }
+]], { timeout = 60 })
+    assert.are.same({ done = 199, crashed = { 50 }, n = 200 }, t)
+  end)
+end)
