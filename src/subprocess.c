@@ -292,7 +292,7 @@ static int io_popen(lua_State *L) {
   return 1;
 }
 
-void spawn_install(lua_State *L) {
+void subprocess_install(lua_State *L) {
   lua_getglobal(L, "os");
   lua_pushcfunction(L, os_execute);
   lua_setfield(L, -2, "execute");
