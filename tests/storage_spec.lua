@@ -1,8 +1,21 @@
 -- storage_spec.lua: evaluator.SQLiteStorage(path): the storage API, exact values, resuming a
 -- search from a second process, unknown search ids, two processes sharing one file, a path that
--- cannot be opened; and RedisStorage, which is not implemented.
+-- cannot be opened; many ranks opening a new file at once; kill -9 then resume; evaluators
+-- sharing a search; damaged, foreign and locked files; export. (redis_spec.lua: the same for Redis.)
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
+local C = require "storage_cases"
+
+local function STORE(dir) return ("evaluator.SQLiteStorage(%q)"):format(dir .. "/store.db") end
+
+-- Runs python3 code (with sqlite3 imported and DB the path of store.db in dir); returns its output.
+local function py(dir, code)
+  local p = assert(io.popen(("cd %s && python3 -c %s 2>&1"):format(H.quote(dir),
+    H.quote("import sqlite3, sys, os, random\nDB = 'store.db'\n" .. code))))
+  local out = p:read("a")
+  p:close()
+  return out
+end
 
 -- Runs `script` in `dir` (kept by the caller) with the serial method's one rank.
 local function run_in(dir, script, opts)
@@ -202,13 +215,210 @@ report { ok = ok, err = tostring(err) }
   end)
 end)
 
-describe("RedisStorage", function()
-  it("raises an error saying it is not implemented", function()
+
+describe("SQLiteStorage shared by ranks, processes and runs", function()
+  it("10 runs of 6 ranks opening one new file at once: no failure", function()
+    local script = [[
+local store = evaluator.SQLiteStorage("new.db")
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "mpicomm", { storage = store })
+if ev then
+  local l = {}
+  for i = 1, 10 do l[i] = { i = i } end
+  ev:submit(l)
+  report { n = #ev:gather("ALL"), stored = #store:load_all_job_ids(ev.search_id) }
+end
+]]
+    for run = 1, 10 do
+      local r = H.run(script, { np = 6, timeout = 90 })
+      local t = H.result(r)
+      assert.are.same({ n = 10, stored = 10 }, t, "run " .. run)
+    end
+  end)
+
+  it("kill -9 of the root mid-search, then resume: nothing gather returned is lost", function()
+    C.kill_and_resume(STORE)
+  end)
+
+  it("two evaluators on sub-communicators of one mpirun share a search", function()
+    C.two_evaluators_one_mpirun(STORE)
+  end)
+
+  it("two mpirun runs share a search", function()
+    C.two_mpiruns(STORE)
+  end)
+
+  it("evaluator-lua export writes the CSV that dump_jobs_done_to_csv wrote", function()
+    C.export_matches_dump(STORE, "store.db")
+  end)
+end)
+
+describe("SQLiteStorage: bad files, failed writes", function()
+  it("a damaged file: every call raises or returns everything, never a shorter result", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local sid = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+for r = 1, 30 do
+  local l = {}
+  for i = 1, 100 do l[i] = { i = i, pad = ("x"):rep(200) } end
+  ev:submit(l)
+  ev:gather("ALL")
+end
+report { sid = ev.search_id }
+]], { dir = dir, timeout = 60 })).sid
+      -- a third of the pages after the first overwritten with noise
+      py(dir, [[
+size = os.path.getsize(DB); pages = size // 4096
+random.seed(7)
+with open(DB, 'r+b') as f:
+    for p in random.sample(range(1, pages), pages // 3):
+        f.seek(p * 4096); f.write(bytes(random.getrandbits(8) for _ in range(4096)))
+]])
+      local t = H.result(H.run(([[
+local sid = %q
+local results = {}
+local function try(name, f)
+  local ok, v = pcall(f)
+  results[name] = ok and ("ok " .. v) or ("error " .. tostring(v))
+end
+local store
+try("open", function() store = evaluator.SQLiteStorage("store.db"); return 0 end)
+if store then
+  local ids
+  try("ids", function() ids = store:load_all_job_ids(sid); return #ids end)
+  if ids then
+    try("load", function()
+      local n = 0
+      for _ in pairs(store:load_jobs(ids)) do n = n + 1 end
+      return n
+    end)
+  end
+  try("others", function()
+    local ev <close> = evaluator.create(function() return 0 end, "serial", { storage = store, search_id = sid })
+    return #ev:gather_other_jobs_done()
+  end)
+end
+report(results)
+]]):format(sid), { dir = dir, timeout = 60 }))
+      local errors = 0
+      for name, v in pairs(t) do
+        if v:match("^error") then
+          errors = errors + 1
+          assert.truthy(v:find("store.db", 1, true), name .. ": the error names the file: " .. v)
+        elseif name ~= "open" then
+          assert.are.equal("ok 3000", v, name .. " returned a shorter result without an error")
+        end
+      end
+      assert.is_true(errors > 0, "a third of the pages damaged and no call noticed")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("another program's database is refused before anything in it changes; a non-SQLite file is an error", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      py(dir, "c = sqlite3.connect(DB); c.execute('CREATE TABLE users (name TEXT)'); c.execute(\"INSERT INTO users VALUES ('ann')\"); c.commit()")
+      H.write_file(dir .. "/notes.db", ("not a database at all\n"):rep(200))
+      local t = H.result(H.run([[
+local ok, err = pcall(function() local s = evaluator.SQLiteStorage("store.db"); return s end)
+local ok2, err2 = pcall(evaluator.SQLiteStorage, "notes.db")
+report { ok = ok, err = tostring(err), ok2 = ok2, err2 = tostring(err2) }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find('SQLiteStorage("store.db")', 1, true), t.err)
+      assert.truthy(t.err:find("not an evaluator-lua storage", 1, true), t.err)
+      assert.truthy(t.err:find("script.lua:2:", 1, true), "the error names the user's line: " .. t.err)
+      assert.are.equal("delete|users", py(dir, "c = sqlite3.connect(DB); print(c.execute('PRAGMA journal_mode').fetchone()[0] + '|' + ','.join(r[0] for r in c.execute('SELECT name FROM sqlite_master')), end='')"))
+      assert.is_false(t.ok2)
+      assert.truthy(t.err2:find("notes.db", 1, true) and t.err2:find("not a database", 1, true), t.err2)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("a failed step leaves no transaction open: another process can write at once", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local t = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return 1 end, "serial", { storage = store })
+ev:submit({ { i = 1 } })
+ev:gather("ALL")
+-- another program renames a table under our feet: the next submit's statement fails after BEGIN
+os.execute([=[python3 -c "import sqlite3; c = sqlite3.connect('store.db'); c.execute('ALTER TABLE searches RENAME TO gone'); c.commit()"]=])
+local ok, err = pcall(ev.submit, ev, { { i = 2 } })
+local p = io.popen([=[python3 -c "
+import sqlite3
+c = sqlite3.connect('store.db', timeout=0.5, isolation_level=None)
+try:
+    c.execute('BEGIN IMMEDIATE'); c.execute('ALTER TABLE gone RENAME TO searches'); c.execute('COMMIT'); print('written')
+except Exception as e:
+    print('blocked:', e)
+" 2>&1]=])
+local other = p:read("a")
+p:close()
+report { ok = ok, err = tostring(err), other = other }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find("store.db", 1, true), t.err)
+      assert.are.equal("written\n", t.other, "the failed submit left the write lock held: " .. t.other)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("a write that fails (the file locked too long) loses no job: the next gather stores and returns them", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local t = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db", { timeout = 0.3 })
+local calls = 0
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial",
+  { storage = store, callbacks = { on_done = function() calls = calls + 1 end } })
+ev:submit({ { i = 1 }, { i = 2 }, { i = 3 } })
+-- another process holds the write lock for 2 s
+os.execute([=[python3 -c "
+import sqlite3, time
+c = sqlite3.connect('store.db', isolation_level=None); c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(2); c.execute('COMMIT')
+" &]=])
+while not io.open("locked") do end
+local ok, err = pcall(ev.gather, ev, "ALL")
+local kept, calls_then = #ev.jobs_done, calls
+wait_s(2.5)
+local again = ev:gather("ALL")
+local ids = {}
+for i, j in ipairs(again) do ids[i] = j.id end
+report { ok = ok, err = tostring(err), kept = kept, calls_then = calls_then, ids = ids, calls = calls,
+  stored = #store:load_all_job_ids(ev.search_id), jobs_done = #ev.jobs_done }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find("not stored yet", 1, true) and t.err:find("0.0, 0.1, 0.2", 1, true), t.err)
+      assert.truthy(t.err:find("script.lua:", 1, true), "the error names the user's line: " .. t.err)
+      assert.are.equal(3, t.kept, "the jobs are in jobs_done")
+      assert.are.equal(0, t.calls_then, "no callback saw a job that is not stored")
+      assert.are.same({ "0.0", "0.1", "0.2" }, t.ids)
+      assert.are.equal(3, t.calls)
+      assert.are.equal(3, t.stored)
+      assert.are.equal(3, t.jobs_done, "jobs_done holds each job once")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("bad arguments: a search_id of the wrong type, a storage that is not one, a bad timeout", function()
     local t = H.eval([[
-local ok, err = pcall(evaluator.RedisStorage, { host = "localhost", port = 6379 })
-report { ok = ok, err = tostring(err) }
-]], { timeout = 20 })
-    assert.is_false(t.ok)
-    assert.truthy(t.err:lower():find("not implemented", 1, true), t.err)
+local store = evaluator.SQLiteStorage("store.db")
+local function err(f, ...) local ok, e = pcall(f, ...) return ok and "no error" or tostring(e) end
+report {
+  sid = err(evaluator.create, function() return 1 end, "serial", { storage = store, search_id = {} }),
+  store = err(evaluator.create, function() return 1 end, "serial", { storage = {} }),
+  timeout = err(evaluator.SQLiteStorage, "x.db", { timeout = "long" }),
+}
+]], { timeout = 30 })
+    assert.truthy(t.sid:find("search_id must be a string", 1, true), t.sid)
+    assert.truthy(t.store:find("storage must be", 1, true), t.store)
+    assert.truthy(t.timeout:find("timeout must be", 1, true), t.timeout)
   end)
 end)

@@ -182,6 +182,13 @@ end
 local SQLiteStorage = handle_class("SQLiteStorage")
 local RedisStorage = handle_class("RedisStorage")
 
+-- Calls open(...); its error is raised again at the line that called the constructor.
+local function opened(open, ...)
+  local ok, h = pcall(open, ...)
+  if not ok then error((tostring(h):gsub("^[^\n:]*:%d+: ", "")), 3) end
+  return h
+end
+
 local function new_handle_storage(cls, h, where)
   return setmetatable({ _h = h, _where = where, _resubmit = setmetatable({}, { __mode = "k" }) }, cls)
 end
@@ -196,7 +203,7 @@ function M.SQLiteStorage(path, opts)
   if type(timeout) ~= "number" or timeout < 0 or timeout > 3600 then
     error(("SQLiteStorage: timeout must be a number of seconds from 0 to 3600, got %s"):format(tostring(timeout)), 2)
   end
-  local s = new_handle_storage(SQLiteStorage, sqlite.open(path, math.floor(timeout * 1000)), ("%q"):format(path))
+  local s = new_handle_storage(SQLiteStorage, opened(sqlite.open, path, math.floor(timeout * 1000)), ("%q"):format(path))
   s.path = path
   return s
 end
@@ -220,17 +227,18 @@ function M.RedisStorage(opts)
   end
   if opts.port and (opts.port < 1 or opts.port > 65535) then error(("RedisStorage: port %d is out of range"):format(opts.port), 2) end
   if opts.db and opts.db < 0 then error(("RedisStorage: db must be >= 0, got %d"):format(opts.db), 2) end
-  local h = redis.open {
+  local h = opened(redis.open, {
     host = opts.host, port = opts.port and math.tointeger(opts.port), db = opts.db and math.tointeger(opts.db),
     password = opts.password, timeout = opts.timeout,
-  }
+  })
   return new_handle_storage(RedisStorage, h, ("%s:%d/%d"):format(opts.host or "127.0.0.1", opts.port or 6379, opts.db or 0))
 end
 
 --- For an evaluator being built: its storage (nil when none was given), search id and writer
 --- token. A shared storage numbers the jobs itself (_reserve), so a continued search goes on
---- from its numbers.
-function M.attach(store, search_id)
+--- from its numbers. A rank that will serve jobs for another (serving) only checks the types:
+--- it neither creates a search nor writes.
+function M.attach(store, search_id, serving)
   if store == nil then
     if search_id ~= nil then
       error(("search_id '%s' is unknown: an evaluator without a storage starts a new search; pass the storage that holds it")
@@ -244,6 +252,7 @@ function M.attach(store, search_id)
   if search_id ~= nil and type(search_id) ~= "string" and math.type(search_id) ~= "integer" then
     error(("search_id must be a string (as create_new_search returns it), got a %s"):format(type(search_id)))
   end
+  if serving then return nil, search_id ~= nil and tostring(search_id) or "0" end
   local writer = sqlite.token()
   if search_id == nil then return store, store:create_new_search(), writer end
   search_id = tostring(search_id)
