@@ -336,7 +336,10 @@ static int append_hdel(lua_State *L, rd_t *r, const char *key, size_t klen, int 
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, idx, i);
-    if (lua_type(L, -1) == LUA_TSTRING) args_add(&a, lua_tolstring(L, -1, &len), len);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+      const char *id = lua_tolstring(L, -1, &len);
+      args_add(&a, id, len);
+    }
     lua_pop(L, 1); /* the string stays alive: the list holds it */
   }
   int k = a.n > 2;

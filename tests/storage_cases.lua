@@ -120,7 +120,7 @@ if ev then
   ev:submit(l)
   local own, others = {}, {}
   local t_end = evaluator.mpi.wtime() + 30
-  while #others < want and evaluator.mpi.wtime() < t_end do
+  while (#others < want or #own < 4) and evaluator.mpi.wtime() < t_end do
     local done, other = ev:gather("BATCH", 1)
     for _, j in ipairs(done) do own[#own + 1] = j.id end
     for _, j in ipairs(other) do others[#others + 1] = j.id .. "=" .. tostring(j.parameters.who) end
