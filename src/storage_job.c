@@ -79,29 +79,23 @@ lua_Integer storage_encode_list(lua_State *L, int idx, int kind, const char *pre
   return failed;
 }
 
-static int scratch_gc(lua_State *L) {
-  storage_scratch *s = lua_touserdata(L, 1);
+void storage_scratch_prepare(storage_scratch *s, lua_Integer n) {
+  assert(n >= 0);
+  if ((size_t)n > s->cap || !s->ends) {
+    s->cap = (size_t)n > 2 * s->cap ? (size_t)n : 2 * s->cap + 16;
+    s->ends = xrealloc(s->ends, (s->cap + 1) * sizeof *s->ends);
+    s->id_ends = xrealloc(s->id_ends, (s->cap + 1) * sizeof *s->id_ends);
+  }
+  s->values.len = s->ids.len = 0;
+  s->ends[0] = s->id_ends[0] = 0;
+}
+
+void storage_scratch_free(storage_scratch *s) {
   buf_free(&s->values);
   buf_free(&s->ids);
   free(s->ends);
   free(s->id_ends);
-  s->ends = s->id_ends = NULL;
-  return 0;
-}
-
-storage_scratch *storage_push_scratch(lua_State *L, lua_Integer n) {
-  assert(n >= 0);
-  storage_scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
   memset(s, 0, sizeof *s);
-  if (luaL_newmetatable(L, "evaluator.storage_scratch")) {
-    lua_pushcfunction(L, scratch_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
-  s->ends = xmalloc(((size_t)n + 1) * sizeof *s->ends);
-  s->id_ends = xmalloc(((size_t)n + 1) * sizeof *s->id_ends);
-  s->ends[0] = s->id_ends[0] = 0;
-  return s;
 }
 
 int storage_decode(lua_State *L, const void *p, size_t n) {

@@ -23,15 +23,19 @@ enum { STORE_PARAMETERS, STORE_JOB };
 lua_Integer storage_encode_list(lua_State *L, int idx, int kind, const char *prefix, size_t len, buf_t *b,
                                 size_t *ends, lua_Integer n);
 
-/* Work space of one storage call: encoded values and ids, and where each ends. A Lua userdatum,
- * so that an error raised half-way frees it with everything else. */
+/* Work space of a storage's calls: encoded values and ids, and where each ends. One per handle,
+ * reused by every call (nothing is allocated per call once it is large enough) and freed with the
+ * handle, so that an error raised half-way leaks nothing. */
 typedef struct storage_scratch {
   buf_t values, ids;
-  size_t *ends, *id_ends; /* n + 1 each */
+  size_t *ends, *id_ends; /* cap + 1 each */
+  size_t cap;
 } storage_scratch;
 
-/* Push a scratch for n elements and return it. */
-storage_scratch *storage_push_scratch(lua_State *L, lua_Integer n);
+/* Empty s and make room for n elements. */
+void storage_scratch_prepare(storage_scratch *s, lua_Integer n);
+/* Free what s holds (it is then empty, ready for use again). */
+void storage_scratch_free(storage_scratch *s);
 
 /* Push the value stored in the n bytes at p. Returns 0, or -1 (nothing pushed) when the bytes
  * are not exactly one encoded value: damaged data is an error, never a shorter table. */

@@ -29,6 +29,7 @@ typedef struct rd {
   char *password; /* kept only to connect again; never in a message */
   struct timeval timeout;
   char name[300]; /* host:port/db, for messages */
+  storage_scratch w;
 } rd_t;
 
 /* ---- connection and errors ------------------------------------------------------------------ */
@@ -360,7 +361,8 @@ static int rd_submit(lua_State *L) {
   size_t nklen = search_key(L, nkey, sid, sid_len, "n"), sklen = search_key(L, subkey, sid, sid_len, "sub");
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
   lua_settop(L, 5);
-  storage_scratch *w = storage_push_scratch(L, n);
+  storage_scratch *w = &r->w;
+  storage_scratch_prepare(w, n);
   if (storage_encode_list(L, 3, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n) > 0) {
     lua_pushnil(L);
     return 1;
@@ -397,7 +399,8 @@ static int rd_store(lua_State *L) {
   size_t sl = search_key(L, skey, sid, sid_len, "sub");
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
   lua_settop(L, 4);
-  storage_scratch *w = storage_push_scratch(L, n);
+  storage_scratch *w = &r->w;
+  storage_scratch_prepare(w, n);
   (void)storage_encode_list(L, 3, STORE_JOB, prefix, plen, &w->values, w->ends, n); /* one that cannot be at all is left out */
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 3, i);
@@ -493,6 +496,7 @@ static int rd_close(lua_State *L) {
     r->password = NULL;
   }
   r->host[0] = '\0';
+  storage_scratch_free(&r->w);
   return 0;
 }
 

@@ -26,7 +26,6 @@ static const char *const SCHEMA =
     "CREATE TABLE searches (id INTEGER PRIMARY KEY, created REAL NOT NULL, next_n INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE jobs (seq INTEGER PRIMARY KEY, search INTEGER NOT NULL, n INTEGER NOT NULL,"
     " writer TEXT NOT NULL, data BLOB NOT NULL);"
-    "CREATE UNIQUE INDEX jobs_by_number ON jobs (search, n);"
     "CREATE TABLE batches (search INTEGER NOT NULL, first_n INTEGER NOT NULL, writer TEXT NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY (search, first_n)) WITHOUT ROWID;"
     "CREATE TABLE resubmitted (search INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (search, n)) WITHOUT ROWID;"
@@ -37,7 +36,9 @@ static const char *const SCHEMA =
  * after() follows. batches: one row per submit, its parameter list (jobs first_n, first_n + 1,
  * ...); a job of a batch that is neither in jobs nor in resubmitted is unfinished. Jobs are named
  * by (search row, n), and every write appends to the right of its b-tree: a transaction touches
- * few pages, and finishing a job writes one row. */
+ * few pages, and finishing a job writes one row. jobs has no index on (search, n): it doubled the
+ * cost of storing a job, and the reads that look jobs up by number (load_jobs, export, resume)
+ * scan the search's rows once instead. */
 enum { Q_BEGIN, Q_COMMIT, Q_NEW_SEARCH, Q_SEARCH_IDS, Q_HAS_SEARCH, Q_JOB_NUMBERS, Q_LOAD, Q_RESERVE,
        Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_COUNT };
 static const char *const SQL[Q_COUNT] = {
@@ -46,22 +47,21 @@ static const char *const SQL[Q_COUNT] = {
     [Q_NEW_SEARCH] = "INSERT INTO searches (created) VALUES (julianday('now')) RETURNING id",
     [Q_SEARCH_IDS] = "SELECT id FROM searches ORDER BY id",
     [Q_HAS_SEARCH] = "SELECT 1 FROM searches WHERE id = ?1",
-    [Q_JOB_NUMBERS] = "SELECT n FROM jobs WHERE search = ?1 ORDER BY n",
-    [Q_LOAD] = "SELECT data FROM jobs WHERE search = ?1 AND n = ?2",
+    [Q_JOB_NUMBERS] = "SELECT DISTINCT n FROM jobs WHERE search = ?1 ORDER BY n",
+    [Q_LOAD] = "SELECT n, data FROM jobs WHERE search = ?1",
     [Q_RESERVE] = "UPDATE searches SET next_n = next_n + ?2 WHERE id = ?1 RETURNING next_n - ?2",
     [Q_SUBMIT] = "INSERT INTO batches (search, first_n, writer, data) VALUES (?1, ?2, ?3, ?4)",
     [Q_CLAIM] = "INSERT OR IGNORE INTO resubmitted (search, n) VALUES (?1, ?2)",
-    /* OR IGNORE: a job stored again (a retry after a commit that did happen) is already there */
-    [Q_STORE] = "INSERT OR IGNORE INTO jobs (search, n, writer, data) VALUES (?1, ?2, ?3, ?4)",
+    [Q_STORE] = "INSERT INTO jobs (search, n, writer, data) VALUES (?1, ?2, ?3, ?4)",
     [Q_AFTER] = "SELECT seq, writer = ?3, data FROM jobs NOT INDEXED WHERE seq > ?2 AND search = ?1 ORDER BY seq",
     [Q_UNFINISHED] = "SELECT first_n, data FROM batches WHERE search = ?1 AND writer <> ?2 ORDER BY first_n",
-    [Q_SETTLED] = "SELECT 1 FROM jobs WHERE search = ?1 AND n = ?2 UNION ALL "
-                  "SELECT 1 FROM resubmitted WHERE search = ?1 AND n = ?2",
+    [Q_SETTLED] = "SELECT 1 FROM resubmitted WHERE search = ?1 AND n = ?2",
 };
 
 typedef struct db {
   sqlite3 *h;
   sqlite3_stmt *q[Q_COUNT];
+  storage_scratch w;
   char path[512];
 } db_t;
 
@@ -74,6 +74,7 @@ static void shut(db_t *d) {
   }
   (void)sqlite3_close_v2(d->h); /* _v2 defers the close until nothing uses the handle: cannot fail */
   d->h = NULL;
+  storage_scratch_free(&d->w);
 }
 
 /* Reset every statement and roll back an open transaction, so that a failed call holds no lock. */
@@ -226,28 +227,45 @@ static int db_job_ids(lua_State *L) {
   return 1;
 }
 
+/* load(job_ids) -> {id = job}: the ids grouped by search, each search's rows read once. */
 static int db_load(lua_State *L) {
   db_t *d = check_db(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  lua_newtable(L);
+  lua_settop(L, 2);
+  lua_newtable(L); /* 3: id -> job */
+  lua_newtable(L); /* 4: search row -> { n -> id } */
   lua_Integer count = (lua_Integer)lua_rawlen(L, 2);
   for (lua_Integer i = 1; i <= count; i++) {
     sqlite3_int64 rowid, n;
     lua_rawgeti(L, 2, i);
-    if (!job_key(L, -1, &rowid, &n)) {
+    if (job_key(L, -1, &rowid, &n)) { /* an id this storage does not give holds no job */
+      if (lua_rawgeti(L, 4, rowid) != LUA_TTABLE) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, 4, rowid);
+      }
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, n);
       lua_pop(L, 1);
-      continue; /* not an id this storage gives: it holds no such job */
     }
-    bind_int(L, d, Q_LOAD, 1, rowid);
-    bind_int(L, d, Q_LOAD, 2, n);
-    if (step(L, d, Q_LOAD, "cannot read a job") == SQLITE_ROW) {
-      push_stored(L, d, Q_LOAD, 0);
-      lua_rawset(L, -3);
-    } else {
-      lua_pop(L, 1);
+    lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  while (lua_next(L, 4)) {
+    bind_int(L, d, Q_LOAD, 1, lua_tointeger(L, -2));
+    while (step(L, d, Q_LOAD, "cannot read a job") == SQLITE_ROW) {
+      if (lua_rawgeti(L, -1, sqlite3_column_int64(d->q[Q_LOAD], 0)) != LUA_TSTRING) {
+        lua_pop(L, 1);
+        continue;
+      }
+      push_stored(L, d, Q_LOAD, 1);
+      lua_rawset(L, 3);
     }
     check_rc(L, d, sqlite3_reset(d->q[Q_LOAD]), "cannot read a job");
+    lua_pop(L, 1);
   }
+  lua_settop(L, 3);
   return 1;
 }
 
@@ -285,7 +303,8 @@ static int db_submit(lua_State *L) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3), nclaims = lua_istable(L, 5) ? (lua_Integer)lua_rawlen(L, 5) : 0;
   sqlite3_int64 rowid = search_rowid(L, 2);
   lua_settop(L, 5);
-  storage_scratch *w = storage_push_scratch(L, 0);
+  storage_scratch *w = &d->w;
+  storage_scratch_prepare(w, 0);
   char err[256];
   if (!is_list_of_tables(L, 3, n) || wire_encode(L, 3, &w->values, "parameters", err, sizeof err)) {
     lua_pushnil(L);
@@ -328,7 +347,8 @@ static int db_store(lua_State *L) {
   const char *writer = check_writer(L, 4, &wlen);
   lua_Integer count = (lua_Integer)lua_rawlen(L, 3);
   lua_settop(L, 4);
-  storage_scratch *w = storage_push_scratch(L, count);
+  storage_scratch *w = &d->w;
+  storage_scratch_prepare(w, count);
   (void)storage_encode_list(L, 3, STORE_JOB, NULL, 0, &w->values, w->ends, count); /* one that cannot be at all is left out */
   run(L, d, Q_BEGIN, "cannot write");
   for (lua_Integer i = 1; i <= count; i++) {
@@ -371,8 +391,22 @@ static int db_after(lua_State *L) {
   return 2;
 }
 
-/* Whether job n of the search in row rowid finished or was submitted again. */
-static int settled(lua_State *L, db_t *d, sqlite3_int64 rowid, sqlite3_int64 n) {
+/* Push a set of the numbers of the finished jobs of the search in row rowid. */
+static void push_finished(lua_State *L, db_t *d, sqlite3_int64 rowid) {
+  bind_int(L, d, Q_JOB_NUMBERS, 1, rowid);
+  lua_newtable(L);
+  while (step(L, d, Q_JOB_NUMBERS, "cannot read the jobs") == SQLITE_ROW) {
+    lua_pushboolean(L, 1);
+    lua_rawseti(L, -2, sqlite3_column_int64(d->q[Q_JOB_NUMBERS], 0));
+  }
+  check_rc(L, d, sqlite3_reset(d->q[Q_JOB_NUMBERS]), "cannot read the jobs");
+}
+
+/* Whether job n of the search in row rowid finished (in the set at finished) or was submitted again. */
+static int settled(lua_State *L, db_t *d, int finished, sqlite3_int64 rowid, sqlite3_int64 n) {
+  int done = lua_rawgeti(L, finished, n) != LUA_TNIL;
+  lua_pop(L, 1);
+  if (done) return 1;
   bind_int(L, d, Q_SETTLED, 1, rowid);
   bind_int(L, d, Q_SETTLED, 2, n);
   int yes = step(L, d, Q_SETTLED, "cannot read the jobs") == SQLITE_ROW;
@@ -387,6 +421,8 @@ static int db_unfinished(lua_State *L) {
   size_t wlen;
   const char *writer = check_writer(L, 3, &wlen);
   sqlite3_int64 rowid = search_rowid(L, 2);
+  lua_settop(L, 3);
+  push_finished(L, d, rowid); /* 4 */
   bind_int(L, d, Q_UNFINISHED, 1, rowid);
   bind_text(L, d, Q_UNFINISHED, 2, writer, wlen);
   lua_newtable(L);
@@ -401,7 +437,7 @@ static int db_unfinished(lua_State *L) {
     }
     lua_Integer count = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= count; i++) {
-      if (settled(L, d, rowid, first + i - 1)) continue;
+      if (settled(L, d, 4, rowid, first + i - 1)) continue;
       lua_createtable(L, 0, 2);
       push_job_id(L, rowid, first + i - 1);
       lua_setfield(L, -2, "id");
@@ -412,6 +448,7 @@ static int db_unfinished(lua_State *L) {
     lua_pop(L, 1);
   }
   check_rc(L, d, sqlite3_reset(d->q[Q_UNFINISHED]), "cannot read the jobs");
+  lua_settop(L, out);
   return 1;
 }
 

@@ -157,8 +157,9 @@ local function handle_class(name)
 
   function C:_reserve(search_id, count, list, writer)
     list = list or table.move({}, 1, count, 1, {})
-    local first = self._h:submit(tostring(search_id), list, writer, claims_of(self, list))
-    if first then forget_claims(self, list) end
+    local claiming = next(self._resubmit) ~= nil -- only after unfinished_jobs: not on every submit
+    local first = self._h:submit(tostring(search_id), list, writer, claiming and claims_of(self, list) or nil)
+    if first and claiming then forget_claims(self, list) end
     return first
   end
 
