@@ -328,25 +328,31 @@ static void read_transaction(lua_State *L, rd_t *r, int k, const char *what) {
   if (!ok) rd_fail(L, r, what, "the transaction failed");
 }
 
-/* Append HDEL key and the strings of the list at idx; returns the number of commands appended. */
-static int append_hdel(lua_State *L, rd_t *r, const char *key, size_t klen, int idx) {
-  args_t a = {0};
-  args_add(&a, "HDEL", 4);
-  args_add(&a, key, klen);
+/* Numbers the jobs and stores them as submitted in one round trip and one atomic step.
+ * KEYS: the counter, the submitted hash; ARGV: search id, k, k claimed ids, then the values. */
+static const char *const SUBMIT_SCRIPT =
+    "local k = tonumber(ARGV[2]) "
+    "local n = #ARGV - 2 - k "
+    "local first = redis.call('INCRBY', KEYS[1], n) - n "
+    "for i = 1, n do redis.call('HSET', KEYS[2], ARGV[1] .. '.' .. string.format('%d', first + i - 1), ARGV[2 + k + i]) end "
+    "for i = 1, k do redis.call('HDEL', KEYS[2], ARGV[2 + i]) end "
+    "return first";
+
+/* Add the strings of the list at idx to a; returns how many. */
+static int add_strings(lua_State *L, args_t *a, int idx) {
   lua_Integer n = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
+  int added = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     size_t len;
     lua_rawgeti(L, idx, i);
     if (lua_type(L, -1) == LUA_TSTRING) {
-      const char *id = lua_tolstring(L, -1, &len);
-      args_add(&a, id, len);
+      const char *s = lua_tolstring(L, -1, &len);
+      args_add(a, s, len);
+      added++;
     }
     lua_pop(L, 1); /* the string stays alive: the list holds it */
   }
-  int k = a.n > 2;
-  if (k) append(L, r, &a);
-  args_free(&a);
-  return k;
+  return added;
 }
 
 /* submit(search_id, params_list, writer, claimed_ids) -> first job number, or nil (nothing
@@ -356,7 +362,7 @@ static int rd_submit(lua_State *L) {
   size_t sid_len;
   const char *sid = luaL_checklstring(L, 2, &sid_len);
   luaL_checktype(L, 3, LUA_TTABLE);
-  char prefix[65], nkey[MAX_KEY], subkey[MAX_KEY], count[24];
+  char prefix[65], nkey[MAX_KEY], subkey[MAX_KEY], nclaims[24];
   size_t plen = writer_prefix(L, 4, prefix);
   size_t nklen = search_key(L, nkey, sid, sid_len, "n"), sklen = search_key(L, subkey, sid, sid_len, "sub");
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
@@ -367,22 +373,24 @@ static int rd_submit(lua_State *L) {
     lua_pushnil(L);
     return 1;
   }
-  snprintf(count, sizeof count, "%lld", (long long)n);
-  const char *incr[] = {"INCRBY", nkey, count};
-  size_t incr_len[] = {6, nklen, strlen(count)};
-  redisReply *rep = command(L, r, 3, incr, incr_len, "cannot number new jobs");
-  long long first = rep->type == REDIS_REPLY_INTEGER ? rep->integer - n : -1;
+  args_t a = {0};
+  args_add(&a, "EVAL", 4);
+  args_add(&a, SUBMIT_SCRIPT, strlen(SUBMIT_SCRIPT));
+  args_add(&a, "2", 1);
+  args_add(&a, nkey, nklen);
+  args_add(&a, subkey, sklen);
+  args_add(&a, sid, sid_len);
+  args_add(&a, nclaims, 0); /* its text is known once the claims are counted */
+  int k = add_strings(L, &a, 5);
+  snprintf(nclaims, sizeof nclaims, "%d", k);
+  a.len[6] = strlen(nclaims);
+  for (lua_Integer i = 1; i <= n; i++) args_add(&a, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
+  append(L, r, &a);
+  args_free(&a);
+  redisReply *rep = read_replies(L, r, 1, "cannot store submitted jobs");
+  long long first = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
   freeReplyObject(rep);
   if (first < 0) rd_fail(L, r, "cannot number new jobs", "the counter is not a number");
-  for (lua_Integer i = 1; i <= n; i++) {
-    buf_addf(&w->ids, "%.*s.%lld", (int)sid_len, sid, first + i - 1);
-    w->id_ends[i] = w->ids.len;
-  }
-  append_word(L, r, "MULTI");
-  int k = append_list(L, r, "HSET", subkey, sklen, w, n, 1, 1);
-  k += append_hdel(L, r, subkey, sklen, 5);
-  append_word(L, r, "EXEC");
-  read_transaction(L, r, k, "cannot store submitted jobs");
   lua_pushinteger(L, (lua_Integer)first);
   return 1;
 }
