@@ -348,6 +348,7 @@ ev:submit({ { i = 1 } })
 ev:gather("ALL")
 -- another program renames a table under our feet: the next submit's statement fails after BEGIN
 os.execute([=[python3 -c "import sqlite3; c = sqlite3.connect('store.db'); c.execute('ALTER TABLE searches RENAME TO gone'); c.commit()"]=])
+pcall(store.load_all_search_ids, store) -- fails, and makes this connection read the new schema
 local ok, err = pcall(ev.submit, ev, { { i = 2 } })
 local p = io.popen([=[python3 -c "
 import sqlite3
