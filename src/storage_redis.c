@@ -202,16 +202,21 @@ static int rd_create_search(lua_State *L) {
   return 1;
 }
 
-static int rd_search_ids(lua_State *L) {
-  rd_t *r = check_rd(L);
-  const char *argv[] = {"ZRANGE", "evl:searches", "0", "-1"};
-  size_t lens[] = {6, 12, 1, 2};
-  redisReply *rep = command(L, r, 4, argv, lens, "cannot read the searches");
+/* Push the strings of a list reply as a Lua list. */
+static void push_strings(lua_State *L, const redisReply *rep) {
   lua_createtable(L, (int)rep->elements, 0);
   for (size_t i = 0; i < rep->elements; i++) {
     lua_pushlstring(L, rep->element[i]->str, rep->element[i]->len);
     lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
+}
+
+static int rd_search_ids(lua_State *L) {
+  rd_t *r = check_rd(L);
+  const char *argv[] = {"ZRANGE", "evl:searches", "0", "-1"};
+  size_t lens[] = {6, 12, 1, 2};
+  redisReply *rep = command(L, r, 4, argv, lens, "cannot read the searches");
+  push_strings(L, rep);
   freeReplyObject(rep);
   return 1;
 }
@@ -238,11 +243,7 @@ static int rd_job_ids(lua_State *L) {
   size_t lens[] = {5, search_key(L, key, sid, len, "jobs")};
   redisReply *rep = command(L, r, 2, argv, lens, "cannot read the jobs");
   qsort(rep->element, rep->elements, sizeof *rep->element, cmp_ids);
-  lua_createtable(L, (int)rep->elements, 0);
-  for (size_t i = 0; i < rep->elements; i++) {
-    lua_pushlstring(L, rep->element[i]->str, rep->element[i]->len);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
+  push_strings(L, rep);
   freeReplyObject(rep);
   return 1;
 }

@@ -9,11 +9,10 @@ local H = require "helper"
 local RS = {}
 RS.__index = RS
 
+-- The output of a shell command.
 local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
+  local p <close> = assert(io.popen(cmd, "r"))
+  return p:read("a")
 end
 
 local function pid_of(self)

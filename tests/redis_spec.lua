@@ -112,19 +112,5 @@ report { ok = ok, err = tostring(err), kept = kept, calls_then = calls_then, ids
     assert(ok, err)
   end)
 
-  it("kill -9 of the root mid-search, then resume: nothing gather returned is lost", function()
-    C.kill_and_resume(STORE)
-  end)
-
-  it("two evaluators on sub-communicators of one mpirun share a search", function()
-    C.two_evaluators_one_mpirun(STORE)
-  end)
-
-  it("two mpirun runs share a search", function()
-    C.two_mpiruns(STORE)
-  end)
-
-  it("evaluator-lua export redis://:password@host:port/db writes the CSV dump_jobs_done_to_csv wrote", function()
-    C.export_matches_dump(STORE, ("redis://:%s@127.0.0.1:%d/0"):format(PASSWORD, srv.port))
-  end)
+  C.its(it, STORE, function() return ("redis://:%s@127.0.0.1:%d/0"):format(PASSWORD, srv.port) end)
 end)

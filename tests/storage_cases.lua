@@ -55,15 +55,21 @@ report { stored = stored, unfinished = unfinished, exact = exact, resumed = resu
   total = #store:load_all_job_ids(sid), again = #ev2:unfinished_jobs() }
 ]]
 
+-- Runs fn(dir, store) in a new directory, removed afterwards whatever happens.
+local function in_dir(store_for, fn)
+  local dir = H.tmpdir()
+  local ok, err = pcall(fn, dir, store_for(dir))
+  H.rmdir(dir)
+  assert(ok, err)
+end
+
 local function n_of(id) return tonumber(id:match("%.(%d+)$")) end
 
 --- kill -9 of the root rank mid-search: every job gather had returned is stored as done; the
 --- jobs submitted and not finished are listed by unfinished_jobs (exactly once), and a resumed
 --- search runs them with numbers that follow.
 function C.kill_and_resume(store_for)
-  local dir = H.tmpdir()
-  local store = store_for(dir)
-  local ok, err = pcall(function()
+  in_dir(store_for, function(dir, store)
     local sid = C.new_search(dir, store)
     local marker = "killed_" .. tostring({}):match("0x(%x+)") .. ".lua"
     H.write_file(dir .. "/" .. marker, H.PRELUDE .. KILLED_SEARCH:format(store))
@@ -100,8 +106,6 @@ function C.kill_and_resume(store_for)
     assert.are.equal(top + 1 - #t.unfinished + #t.resumed, t.total, "the finished jobs after the resume")
     assert.are.equal(0, t.again, "a later resume lists the resubmitted jobs again")
   end)
-  H.rmdir(dir)
-  assert(ok, err)
 end
 
 -- Runs on the root of an evaluator sharing search arg[1]; reports its own ids and the others'
@@ -155,9 +159,7 @@ end
 
 --- Two evaluators on sub-communicators of one mpirun share a search.
 function C.two_evaluators_one_mpirun(store_for)
-  local dir = H.tmpdir()
-  local store = store_for(dir)
-  local ok, err = pcall(function()
+  in_dir(store_for, function(dir, store)
     local sid = C.new_search(dir, store)
     local script = SHARER:format(store, "evaluator.mpi.rank() % 2 == 0 and 'even' or 'odd'", 4,
       "evaluator.mpi.COMM_WORLD:split(evaluator.mpi.rank() % 2, evaluator.mpi.rank())")
@@ -165,15 +167,11 @@ function C.two_evaluators_one_mpirun(store_for)
     H.ok(r)
     check_sharers(H.results(r), "even", "odd")
   end)
-  H.rmdir(dir)
-  assert(ok, err)
 end
 
 --- Two separate mpirun runs share a search.
 function C.two_mpiruns(store_for)
-  local dir = H.tmpdir()
-  local store = store_for(dir)
-  local ok, err = pcall(function()
+  in_dir(store_for, function(dir, store)
     local sid = C.new_search(dir, store)
     local script = SHARER:format(store, "arg[2]", 4, "nil")
     local rs = H.run_parallel({ -- each run in a directory of its own; the storage is shared
@@ -187,15 +185,11 @@ function C.two_mpiruns(store_for)
     end
     check_sharers(results, "A", "B")
   end)
-  H.rmdir(dir)
-  assert(ok, err)
 end
 
 --- `evaluator-lua export` writes the rows dump_jobs_done_to_csv wrote for the same jobs.
 function C.export_matches_dump(store_for, location)
-  local dir = H.tmpdir()
-  local store = store_for(dir)
-  local ok, err = pcall(function()
+  in_dir(store_for, function(dir, store)
     local t = H.result(H.run(([[
 local ev <close> = evaluator.create(function(job)
   return { objective = job.parameters.x * 0.1, metadata = { note = "n" .. job.parameters.x } }
@@ -223,8 +217,23 @@ report { sid = ev.search_id }
     assert.are.equal(1, r.code, H.describe(r))
     assert.truthy(r.stderr:find("exported.csv exists", 1, true), H.describe(r))
   end)
-  H.rmdir(dir)
-  assert(ok, err)
+end
+
+--- The cases as busted tests (it: busted's), for the storage that store_for makes; location()
+--- is how `evaluator-lua export` names it (a function: a server's port is known once it runs).
+function C.its(it, store_for, location)
+  it("kill -9 of the root mid-search, then resume: nothing gather returned is lost", function()
+    C.kill_and_resume(store_for)
+  end)
+  it("two evaluators on sub-communicators of one mpirun share a search", function()
+    C.two_evaluators_one_mpirun(store_for)
+  end)
+  it("two mpirun runs share a search", function()
+    C.two_mpiruns(store_for)
+  end)
+  it("evaluator-lua export writes the CSV that dump_jobs_done_to_csv wrote", function()
+    C.export_matches_dump(store_for, location())
+  end)
 end
 
 return C

@@ -235,21 +235,7 @@ end
     end
   end)
 
-  it("kill -9 of the root mid-search, then resume: nothing gather returned is lost", function()
-    C.kill_and_resume(STORE)
-  end)
-
-  it("two evaluators on sub-communicators of one mpirun share a search", function()
-    C.two_evaluators_one_mpirun(STORE)
-  end)
-
-  it("two mpirun runs share a search", function()
-    C.two_mpiruns(STORE)
-  end)
-
-  it("evaluator-lua export writes the CSV that dump_jobs_done_to_csv wrote", function()
-    C.export_matches_dump(STORE, "store.db")
-  end)
+  C.its(it, STORE, function() return "store.db" end)
 end)
 
 describe("SQLiteStorage: bad files, failed writes", function()
