@@ -396,7 +396,35 @@ static int rd_submit(lua_State *L) {
   return 1;
 }
 
-/* store(search_id, jobs, writer): the finished jobs, in one MULTI/EXEC. */
+/* Append LRANGE of the finished jobs after the first seq (the reply push_after reads). */
+static void append_after(lua_State *L, rd_t *r, const char *sid, size_t sid_len, lua_Integer seq) {
+  char key[MAX_KEY], from[24];
+  snprintf(from, sizeof from, "%lld", (long long)seq);
+  args_t a = {0};
+  args_add(&a, "LRANGE", 6);
+  args_add(&a, key, search_key(L, key, sid, sid_len, "done"));
+  args_add(&a, from, strlen(from));
+  args_add(&a, "-1", 2);
+  append(L, r, &a);
+  args_free(&a);
+}
+
+/* Read append_after's reply; push the other writers' jobs in it and the number seen. */
+static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefix, size_t plen) {
+  redisReply *rep = read_replies(L, r, 1, "cannot read the jobs");
+  lua_newtable(L);
+  lua_Integer k = 0;
+  for (size_t i = 0; i < rep->elements; i++) {
+    int own;
+    push_value(L, r, rep->element[i]->str, rep->element[i]->len, prefix, plen, &own);
+    if (!own) lua_rawseti(L, -2, ++k);
+  }
+  lua_pushinteger(L, seq + (lua_Integer)rep->elements);
+  freeReplyObject(rep);
+}
+
+/* store(search_id, jobs, writer, seq): the finished jobs, in one MULTI/EXEC, and what
+ * after(search_id, seq, writer) returns, in the same round trip. */
 static int rd_store(lua_State *L) {
   rd_t *r = check_rd(L);
   size_t sid_len;
@@ -406,8 +434,8 @@ static int rd_store(lua_State *L) {
   size_t plen = writer_prefix(L, 4, prefix);
   size_t jl = search_key(L, jkey, sid, sid_len, "jobs"), dl = search_key(L, dkey, sid, sid_len, "done");
   size_t sl = search_key(L, skey, sid, sid_len, "sub");
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
-  lua_settop(L, 4);
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3), seq = luaL_checkinteger(L, 5);
+  lua_settop(L, 5);
   storage_scratch *w = &r->w;
   storage_scratch_prepare(w, n);
   (void)storage_encode_list(L, 3, STORE_JOB, prefix, plen, &w->values, w->ends, n); /* one that cannot be at all is left out */
@@ -425,8 +453,10 @@ static int rd_store(lua_State *L) {
   k += append_list(L, r, "RPUSH", dkey, dl, w, n, 0, 1);
   k += append_list(L, r, "HDEL", skey, sl, w, n, 1, 0);
   append_word(L, r, "EXEC");
+  append_after(L, r, sid, sid_len, seq);
   read_transaction(L, r, k, "cannot store jobs");
-  return 0;
+  push_after(L, r, seq, prefix, plen);
+  return 2;
 }
 
 /* after(search_id, seq, writer) -> the other writers' finished jobs stored after the first seq,
@@ -436,21 +466,10 @@ static int rd_after(lua_State *L) {
   size_t sid_len;
   const char *sid = luaL_checklstring(L, 2, &sid_len);
   lua_Integer seq = luaL_checkinteger(L, 3);
-  char prefix[65], key[MAX_KEY], from[24];
+  char prefix[65];
   size_t plen = writer_prefix(L, 4, prefix);
-  snprintf(from, sizeof from, "%lld", (long long)seq);
-  const char *argv[] = {"LRANGE", key, from, "-1"};
-  size_t lens[] = {6, search_key(L, key, sid, sid_len, "done"), strlen(from), 2};
-  redisReply *rep = command(L, r, 4, argv, lens, "cannot read the jobs");
-  lua_newtable(L);
-  lua_Integer k = 0;
-  for (size_t i = 0; i < rep->elements; i++) {
-    int own;
-    push_value(L, r, rep->element[i]->str, rep->element[i]->len, prefix, plen, &own);
-    if (!own) lua_rawseti(L, -2, ++k);
-  }
-  lua_pushinteger(L, seq + (lua_Integer)rep->elements);
-  freeReplyObject(rep);
+  append_after(L, r, sid, sid_len, seq);
+  push_after(L, r, seq, prefix, plen);
   return 2;
 }
 

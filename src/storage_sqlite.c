@@ -339,14 +339,34 @@ static int db_submit(lua_State *L) {
   return 1;
 }
 
-/* store(search_id, jobs, writer): the finished jobs, in one transaction. */
+/* Push the finished jobs of other writers stored after row seq in the search in row rowid, and
+ * the last row seen (this writer's own rows are stepped over without being decoded). */
+static void push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer seq, const char *writer, size_t wlen) {
+  bind_int(L, d, Q_AFTER, 1, rowid);
+  bind_int(L, d, Q_AFTER, 2, seq);
+  bind_text(L, d, Q_AFTER, 3, writer, wlen);
+  lua_newtable(L);
+  lua_Integer i = 0;
+  while (step(L, d, Q_AFTER, "cannot read the jobs") == SQLITE_ROW) {
+    seq = sqlite3_column_int64(d->q[Q_AFTER], 0);
+    if (sqlite3_column_int(d->q[Q_AFTER], 1)) continue;
+    push_stored(L, d, Q_AFTER, 2);
+    lua_rawseti(L, -2, ++i);
+  }
+  check_rc(L, d, sqlite3_reset(d->q[Q_AFTER]), "cannot read the jobs");
+  lua_pushinteger(L, seq);
+}
+
+/* store(search_id, jobs, writer, seq) -> what after(search_id, seq, writer) returns, read in the
+ * same transaction that stores the finished jobs (a gather needs both: one transaction, not two). */
 static int db_store(lua_State *L) {
   db_t *d = check_db(L);
   luaL_checktype(L, 3, LUA_TTABLE);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
-  lua_Integer count = (lua_Integer)lua_rawlen(L, 3);
-  lua_settop(L, 4);
+  lua_Integer count = (lua_Integer)lua_rawlen(L, 3), seq = luaL_checkinteger(L, 5);
+  sqlite3_int64 search = search_rowid(L, 2);
+  lua_settop(L, 5);
   storage_scratch *w = &d->w;
   storage_scratch_prepare(w, count);
   (void)storage_encode_list(L, 3, STORE_JOB, NULL, 0, &w->values, w->ends, count); /* one that cannot be at all is left out */
@@ -364,30 +384,18 @@ static int db_store(lua_State *L) {
     bind_blob(L, d, Q_STORE, 4, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
     run(L, d, Q_STORE, "cannot store a job");
   }
+  push_after(L, d, search, seq, writer, wlen);
   run(L, d, Q_COMMIT, "cannot commit");
-  return 0;
+  return 2;
 }
 
-/* after(search_id, seq, writer) -> the finished jobs of other writers stored after row seq, and
- * the last row seen (this writer's own rows are stepped over without being decoded). */
+/* after(search_id, seq, writer) -> the other writers' finished jobs after row seq, last row seen */
 static int db_after(lua_State *L) {
   db_t *d = check_db(L);
   lua_Integer seq = luaL_checkinteger(L, 3);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
-  bind_int(L, d, Q_AFTER, 1, search_rowid(L, 2));
-  bind_int(L, d, Q_AFTER, 2, seq);
-  bind_text(L, d, Q_AFTER, 3, writer, wlen);
-  lua_newtable(L);
-  lua_Integer i = 0;
-  while (step(L, d, Q_AFTER, "cannot read the jobs") == SQLITE_ROW) {
-    seq = sqlite3_column_int64(d->q[Q_AFTER], 0);
-    if (sqlite3_column_int(d->q[Q_AFTER], 1)) continue;
-    push_stored(L, d, Q_AFTER, 2);
-    lua_rawseti(L, -2, ++i);
-  }
-  check_rc(L, d, sqlite3_reset(d->q[Q_AFTER]), "cannot read the jobs");
-  lua_pushinteger(L, seq);
+  push_after(L, d, search_rowid(L, 2), seq, writer, wlen);
   return 2;
 }
 

@@ -163,11 +163,25 @@ local function handle_class(name)
     return first
   end
 
-  function C:_store_jobs(search_id, jobs, writer) self._h:store(tostring(search_id), jobs, writer) end
+  -- Storing a gather's jobs reads the others' new jobs in the same transaction (or round trip);
+  -- they wait in _others[writer] for the _other_jobs call that follows.
+  function C:_store_jobs(search_id, jobs, writer)
+    local others, last = self._h:store(tostring(search_id), jobs, writer, self._seen[writer] or 0)
+    self._seen[writer] = last
+    local waiting = self._others[writer]
+    self._others[writer] = waiting and table.move(others, 1, #others, #waiting + 1, waiting) or others
+  end
 
   function C:_other_jobs(ev)
-    local jobs, last = self._h:after(ev.search_id, ev._seen_other or 0, ev._writer)
-    ev._seen_other = last
+    local w = ev._writer
+    local jobs = self._others[w]
+    if jobs then
+      self._others[w] = nil
+      return jobs
+    end
+    local last
+    jobs, last = self._h:after(ev.search_id, self._seen[w] or 0, w)
+    self._seen[w] = last
     return jobs
   end
 
@@ -191,7 +205,8 @@ local function opened(open, ...)
 end
 
 local function new_handle_storage(cls, h, where)
-  return setmetatable({ _h = h, _where = where, _resubmit = setmetatable({}, { __mode = "k" }) }, cls)
+  -- _seen[writer]: the last row (or list index) of the search each evaluator has been given
+  return setmetatable({ _h = h, _where = where, _resubmit = setmetatable({}, { __mode = "k" }), _seen = {}, _others = {} }, cls)
 end
 
 --- evaluator.SQLiteStorage(path, { timeout = seconds }): searches and jobs in an SQLite file,
