@@ -408,4 +408,50 @@ report {
     assert.truthy(t.store:find("storage must be", 1, true), t.store)
     assert.truthy(t.timeout:find("timeout must be", 1, true), t.timeout)
   end)
+
+  it("files are created with the user's umask and never world-writable (even with umask 000)", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      H.ok(H.run([[
+local store = evaluator.SQLiteStorage("u.db")
+local ev <close> = evaluator.create(function() return 1 end, "serial", { storage = store })
+ev:submit({ {} })
+ev:gather("ALL")
+local p = io.popen("stat -c '%n %a' u.db*")
+io.write(p:read("a"))
+p:close()
+]], { dir = dir, timeout = 30, bin = "/bin/sh", bin_args = { "-c", 'umask 000; exec "$0" "$@"', H.BIN } }))
+      local r = H.run("", { dir = dir, script_arg = false, prelude = false, bin = "/bin/sh",
+        bin_args = { "-c", "stat -c '%n %a' u.db*" }, timeout = 10 })
+      local n = 0
+      for name, mode in r.stdout:gmatch("(%S+) (%d+)") do
+        n = n + 1
+        assert.are.equal(0, tonumber(mode, 8) & 2, name .. " is world-writable: " .. mode)
+      end
+      assert.is_true(n >= 1, r.stdout)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+end)
+
+describe("MemoryStorage", function()
+  it("two evaluators of one process share a search; unfinished_jobs lists the other's jobs in flight, once resubmitted no more", function()
+    local t = H.eval([[
+local store = evaluator.MemoryStorage()
+local a = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+local b = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store, search_id = a.search_id })
+a:submit({ { i = 1 }, { i = 2 } })
+b:submit({ { i = 3 } })
+local un = b:unfinished_jobs()          -- a's two jobs, not yet run
+local mine = a:unfinished_jobs()        -- b's one
+b:submit({ un[1].parameters })          -- resubmitted by b
+local again = b:unfinished_jobs()
+local done_a = a:gather("ALL")
+local done_b, others_b = b:gather("ALL")
+report { un = #un, un_id = un[1].id, mine = #mine, again = #again, again_id = again[1] and again[1].id,
+  done_a = #done_a, done_b = #done_b, others_b = #others_b, ids = #store:load_all_job_ids(a.search_id) }
+]], { timeout = 30 })
+    assert.are.same({ un = 2, un_id = "0.0", mine = 1, again = 1, again_id = "0.1", done_a = 2, done_b = 2, others_b = 2, ids = 4 }, t)
+  end)
 end)
