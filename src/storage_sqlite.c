@@ -156,6 +156,7 @@ static int job_key(lua_State *L, int idx, sqlite3_int64 *rowid, sqlite3_int64 *n
 
 /* Push the id of job n of the search in row rowid. */
 static void push_job_id(lua_State *L, sqlite3_int64 rowid, sqlite3_int64 n) {
+  assert(rowid > 0 && n >= 0);
   lua_pushfstring(L, "%I.%I", (lua_Integer)(rowid - 1), (lua_Integer)n);
 }
 
