@@ -455,3 +455,35 @@ report { un = #un, un_id = un[1].id, mine = #mine, again = #again, again_id = ag
     assert.are.same({ un = 2, un_id = "0.0", mine = 1, again = 1, again_id = "0.1", done_a = 2, done_b = 2, others_b = 2, ids = 4 }, t)
   end)
 end)
+
+describe("evaluator-lua export: bad input", function()
+  it("each mistake is one clear error and exit status 1; nothing is written; a password is never echoed", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      H.ok(H.run('local s = evaluator.SQLiteStorage("store.db"); s:create_new_search()', { dir = dir, timeout = 30 }))
+      local cases = {
+        { { "export" }, "no STORAGE" },
+        { { "export", "store.db", "-o", "x.csv" }, "no --search-id" },
+        { { "export", "store.db", "--search-id", "0" }, "no -o" },
+        { { "export", "store.db", "--search-id", "0", "-o", "x.csv", "--bogus" }, "unknown option '--bogus'" },
+        { { "export", "missing.db", "--search-id", "0", "-o", "x.csv" }, "missing.db': no such file" },
+        { { "export", "store.db", "--search-id", "7", "-o", "x.csv" }, "holds no search '7' (it holds: 0)" },
+        { { "export", "redis://:hunter2-pw@127.0.0.1:1/0", "--search-id", "0", "-o", "x.csv" }, "cannot connect" },
+        { { "export", "redis://:hunter2-pw@", "--search-id", "0", "-o", "x.csv" }, "a Redis URL is redis://" },
+      }
+      for _, c in ipairs(cases) do
+        local r = H.run("", { dir = dir, script_arg = false, prelude = false, bin_args = c[1], timeout = 30 })
+        assert.are.equal(1, r.code, H.describe(r))
+        assert.truthy(r.stderr:find(c[2], 1, true), c[2] .. "\n" .. H.describe(r))
+        assert.falsy(r.stderr:find("hunter2", 1, true), "the password was echoed\n" .. H.describe(r))
+        assert.is_false(H.exists(dir .. "/x.csv"))
+      end
+      local r = H.run("", { dir = dir, script_arg = false, prelude = false, timeout = 30,
+        bin_args = { "export", "store.db", "--search-id", "0", "-o", "x.csv" } })
+      assert.are.equal(0, r.code, H.describe(r))
+      assert.truthy(r.stderr:find("no finished job", 1, true), H.describe(r))
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+end)
