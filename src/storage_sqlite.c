@@ -23,10 +23,10 @@
 #define SCHEMA_VERSION 1
 
 static const char *const SCHEMA =
-    "CREATE TABLE searches (id INTEGER PRIMARY KEY, created REAL NOT NULL, next_n INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE searches (id INTEGER PRIMARY KEY, created REAL NOT NULL);"
     "CREATE TABLE jobs (seq INTEGER PRIMARY KEY, search INTEGER NOT NULL, n INTEGER NOT NULL,"
     " writer TEXT NOT NULL, data BLOB NOT NULL);"
-    "CREATE TABLE batches (search INTEGER NOT NULL, first_n INTEGER NOT NULL, writer TEXT NOT NULL,"
+    "CREATE TABLE batches (search INTEGER NOT NULL, first_n INTEGER NOT NULL, next_n INTEGER NOT NULL, writer TEXT NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY (search, first_n)) WITHOUT ROWID;"
     "CREATE TABLE resubmitted (search INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (search, n)) WITHOUT ROWID;"
     "PRAGMA application_id = 1163283505;" /* APP_ID */
@@ -49,8 +49,9 @@ static const char *const SQL[Q_COUNT] = {
     [Q_HAS_SEARCH] = "SELECT 1 FROM searches WHERE id = ?1",
     [Q_JOB_NUMBERS] = "SELECT DISTINCT n FROM jobs WHERE search = ?1 ORDER BY n",
     [Q_LOAD] = "SELECT n, data FROM jobs WHERE search = ?1",
-    [Q_RESERVE] = "UPDATE searches SET next_n = next_n + ?2 WHERE id = ?1 RETURNING next_n - ?2",
-    [Q_SUBMIT] = "INSERT INTO batches (search, first_n, writer, data) VALUES (?1, ?2, ?3, ?4)",
+    /* the last batch's next_n, read under the write lock: no counter row to rewrite per submit */
+    [Q_RESERVE] = "SELECT next_n FROM batches WHERE search = ?1 ORDER BY first_n DESC LIMIT 1",
+    [Q_SUBMIT] = "INSERT INTO batches (search, first_n, next_n, writer, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_CLAIM] = "INSERT OR IGNORE INTO resubmitted (search, n) VALUES (?1, ?2)",
     [Q_STORE] = "INSERT INTO jobs (search, n, writer, data) VALUES (?1, ?2, ?3, ?4)",
     [Q_AFTER] = "SELECT seq, writer = ?3, data FROM jobs NOT INDEXED WHERE seq > ?2 AND search = ?1 ORDER BY seq",
@@ -312,18 +313,22 @@ static int db_submit(lua_State *L) {
     return 1;
   }
   run(L, d, Q_BEGIN, "cannot write");
-  bind_int(L, d, Q_RESERVE, 1, rowid);
-  bind_int(L, d, Q_RESERVE, 2, n);
-  if (step(L, d, Q_RESERVE, "cannot number new jobs") != SQLITE_ROW) {
+  bind_int(L, d, Q_HAS_SEARCH, 1, rowid);
+  int known = step(L, d, Q_HAS_SEARCH, "cannot read the searches") == SQLITE_ROW;
+  check_rc(L, d, sqlite3_reset(d->q[Q_HAS_SEARCH]), "cannot read the searches");
+  if (!known) {
     end_work(d);
     return luaL_error(L, "SQLiteStorage(\"%s\") holds no search '%s'", d->path, lua_tostring(L, 2));
   }
-  sqlite3_int64 first = sqlite3_column_int64(d->q[Q_RESERVE], 0);
+  bind_int(L, d, Q_RESERVE, 1, rowid);
+  sqlite3_int64 first = 0; /* a search's first batch */
+  if (step(L, d, Q_RESERVE, "cannot number new jobs") == SQLITE_ROW) first = sqlite3_column_int64(d->q[Q_RESERVE], 0);
   check_rc(L, d, sqlite3_reset(d->q[Q_RESERVE]), "cannot number new jobs");
   bind_int(L, d, Q_SUBMIT, 1, rowid);
   bind_int(L, d, Q_SUBMIT, 2, first);
-  bind_text(L, d, Q_SUBMIT, 3, writer, wlen);
-  bind_blob(L, d, Q_SUBMIT, 4, w->values.data, w->values.len);
+  bind_int(L, d, Q_SUBMIT, 3, first + n);
+  bind_text(L, d, Q_SUBMIT, 4, writer, wlen);
+  bind_blob(L, d, Q_SUBMIT, 5, w->values.data, w->values.len);
   run(L, d, Q_SUBMIT, "cannot store the submitted jobs");
   for (lua_Integer i = 1; i <= nclaims; i++) {
     sqlite3_int64 old_rowid, old_n;
