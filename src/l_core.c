@@ -27,7 +27,6 @@
 #include "runner.h"
 #include "runtime.h"
 #include "sigint.h"
-#include "storage_sqlite.h"
 #include "subprocess.h"
 #include "wire.h"
 
@@ -431,7 +430,7 @@ int luaopen_evaluator_core(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
       {"new", core_new}, {"abort", l_abort}, {"raise", lerr_raise}, {"json_encode", l_json_encode},
-      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {"sqlite_open", l_sqlite_open},
+      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump},
       {"file_mtime", l_file_mtime}, {NULL, NULL}};
   luaL_newlib(L, fns);
   pthread_once(&started_once, note_start);
