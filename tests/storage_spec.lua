@@ -487,3 +487,18 @@ describe("evaluator-lua export: bad input", function()
     assert(ok, err)
   end)
 end)
+
+describe("thread workers and a storage", function()
+  it("workers re-running the script make no search of their own", function()
+    local t = H.eval([[
+local st = evaluator.SQLiteStorage("runs.db")
+local ev <close> = evaluator.create(function(job) return 1 end, "thread", { num_workers = 3, storage = st })
+if ev then
+  ev:submit({ {}, {}, {} })
+  ev:gather("ALL")
+  report { searches = #st:load_all_search_ids() }
+end
+]], { timeout = 60 })
+    assert.are.equal(1, t.searches)
+  end)
+end)

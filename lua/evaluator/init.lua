@@ -158,9 +158,10 @@ function M._construct(cls, run_function, method_kwargs)
     fail(("%s has no execute(self, job): a backend made with Evaluator:extend() must define it"):format(cls.__name))
   end
   local kw = check_kwargs(kind, method_kwargs)
-  -- an mpicomm rank other than the root serves jobs inside core.new: it keeps nothing
+  -- an mpicomm rank other than the root serves jobs inside core.new, and a thread worker re-running
+  -- the script serves or gets nil: neither keeps anything
   local ok, rank = pcall(function() return (kw.comm or core.mpi.COMM_WORLD):rank() end) -- core.new names a bad comm
-  local serving = kind == "mpicomm" and ok and rank ~= (kw.root or 0)
+  local serving = (kind == "mpicomm" and ok and rank ~= (kw.root or 0)) or core.in_worker_thread()
   local store, search_id, writer = checked(storage.attach, kw.storage, kw.search_id, serving)
   local self = setmetatable({
     run_function = run_function,
