@@ -363,7 +363,7 @@ static int read_header(appender *a) {
  * only at its start, "" inside one is an escaped quote. Streams the file in chunks, looking only at
  * quotes (memchr), so memory stays small whatever the file's size. Returns 0, 1 or -1 on error. */
 static int ends_in_quote(appender *a) {
-  enum { CHUNK = 1 << 20 };
+  enum { CHUNK = 1 << 16 };
   char *chunk = xmalloc(CHUNK);
   int inside = 0, pending = 0; /* pending: inside, a quote ended the previous chunk */
   char prev = '\n';             /* the byte before the chunk: a field starts after it */
