@@ -39,9 +39,15 @@ $(BUILD)/embedded.o: $(BUILD)/embedded.c src/embedded.h
 $(BUILD):
 	mkdir -p $(BUILD)
 
-# The same binary under AddressSanitizer and UndefinedBehaviorSanitizer, in build-san/.
+# The same binary under AddressSanitizer and UndefinedBehaviorSanitizer (float-cast-overflow too;
+# every report is fatal), in build-san/; scripts/san-tests.sh runs specs against it.
+SAN_FLAGS = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 san:
-	@$(MAKE) --no-print-directory BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
+	@$(MAKE) --no-print-directory BUILD=build-san SAN="$(SAN_FLAGS)" all
+
+# The same binary under ThreadSanitizer, in build-tsan/; scripts/tsan-stress.sh runs it.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" all
 
 # C unit tests of the codecs (tests/c/), one binary per codec plus a replay of each fuzz target's
 # corpus and regression inputs, all under AddressSanitizer and UndefinedBehaviorSanitizer (a report,
@@ -89,4 +95,4 @@ bench: deps
 	@bash bench/run.sh
 
 clean:
-	rm -rf build build-san results.csv
+	rm -rf build build-san build-tsan results.csv

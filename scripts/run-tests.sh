@@ -7,12 +7,14 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PREFIX=$ROOT/build/test-prefix
+# EVL_BUILD=build-san (or another build directory) installs and tests that build instead.
+EVL_BUILD=${EVL_BUILD:-build}
+PREFIX=$ROOT/$EVL_BUILD/test-prefix
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export EVL_BIN=$PREFIX/bin/evaluator-lua
 
-if ! make --no-print-directory install PREFIX="$PREFIX" >"$ROOT/build/test-install.log" 2>&1; then
+if ! make --no-print-directory install BUILD="$EVL_BUILD" PREFIX="$PREFIX" >"$ROOT/build/test-install.log" 2>&1; then
   cat "$ROOT/build/test-install.log" >&2
   echo "run-tests: make install PREFIX=$PREFIX failed" >&2
   echo "0 passed, 1 failed"
