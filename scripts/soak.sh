@@ -5,8 +5,7 @@
 # crashes (process) and a budget that cancels a last batch; every evaluator dumps into ONE CSV
 # and stores into ONE SQLite file. Then checks: the CSV holds exactly the jobs each evaluator
 # gathered (by its p:src column), none twice, one header; the storage holds exactly as many jobs
-# per search, none twice; each run's RSS at the end is within 1.5x (+8 MB) of its RSS after the
-# first tenth. Ends with one line "N passed, N failed".
+# per search, none twice; each run's RSS at the end is within 1.2x (+4 MB) of its RSS halfway. Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -74,8 +73,8 @@ for _, f in ipairs(arg) do
     if #ids ~= e.gathered or dup > 0 then bad = bad + 1 end
   end
   local grow = r.rss_last / math.max(r.rss_first, 1)
-  print(("rss %s: %d kB after the first tenth, %d kB at the end (%.2fx)"):format(f, r.rss_first, r.rss_last, grow))
-  if r.rss_last > 1.5 * r.rss_first + 8192 then bad = bad + 1000 end
+  print(("rss %s: %d kB halfway, %d kB at the end (%.2fx)"):format(f, r.rss_first, r.rss_last, grow))
+  if r.rss_last > 1.2 * r.rss_first + 4096 then bad = bad + 1000 end
 end
 os.exit(bad == 0 and 0 or (bad >= 1000 and 2 or 1))
 LUA
