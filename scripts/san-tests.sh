@@ -15,12 +15,9 @@ ROOT=$PWD
 # under ASan's slow unwinder they would triple the stage's time; name them to run them.
 SAN_SPECS=(tests/csv_spec.lua tests/wire_spec.lua tests/api_misc_spec.lua tests/storage_spec.lua)
 [ $# -gt 0 ] && SAN_SPECS=("$@")
-if ! make --no-print-directory san >"$ROOT/build-san.log" 2>&1; then
-  tail -n 30 "$ROOT/build-san.log" >&2
-  echo "san-tests: make san failed" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+# shellcheck source=scripts/build-or-fail.sh
+. scripts/build-or-fail.sh
+build_or_fail san build-san
 REPORTS=$(mktemp -d "${TMPDIR:-/tmp}/evl-san.XXXXXX")
 trap 'rm -rf "$REPORTS"' EXIT
 # Open MPI unloads its components at MPI_Finalize; keeping them loaded lets the leak checker name

@@ -8,12 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-if ! make --no-print-directory tsan >"$ROOT/build-tsan.log" 2>&1; then
-  tail -n 30 "$ROOT/build-tsan.log" >&2
-  echo "tsan-stress: make tsan failed" >&2
-  echo "0 passed, 1 failed"
-  exit 1
-fi
+# shellcheck source=scripts/build-or-fail.sh
+. scripts/build-or-fail.sh
+build_or_fail tsan build-tsan
 REPORTS=$(mktemp -d "${TMPDIR:-/tmp}/evl-tsan.XXXXXX")
 trap 'rm -rf "$REPORTS"' EXIT
 export TSAN_OPTIONS="halt_on_error=0:second_deadlock_stack=1:log_path=$REPORTS/tsan:suppressions=$ROOT/scripts/tsan.supp"

@@ -38,17 +38,27 @@ local function mantissa_digits(cell)
   return math.max(#m, 1)
 end
 
-describe("dump_jobs_done_to_csv", function()
+-- Inside a describe: csv(body, m, run) runs run_csv and keep(dir) keeps a directory, both removed
+-- after each test.
+local function kept_runs()
   local dirs = {}
   after_each(function()
     for _, d in ipairs(dirs) do H.rmdir(d) end
     dirs = {}
   end)
+  local function keep(dir)
+    dirs[#dirs + 1] = dir
+    return dir
+  end
   local function csv(body, m, run)
     local t, dir = run_csv(body, m, run)
-    dirs[#dirs + 1] = dir
-    return t, dir
+    return t, keep(dir)
   end
+  return csv, keep
+end
+
+describe("dump_jobs_done_to_csv", function()
+  local csv = kept_runs()
 
   for _, m in ipairs(H.METHODS) do
     it(("writes DeepHyper's columns p: (sorted), objective, job_id, m: (%s)"):format(m.name), function()
@@ -280,16 +290,7 @@ end)
 
 -- Hostile files and concurrent writers (issue 10): what a dump must never do to a shared directory.
 describe("dump_jobs_done_to_csv in a shared directory", function()
-  local dirs = {}
-  after_each(function()
-    for _, d in ipairs(dirs) do H.rmdir(d) end
-    dirs = {}
-  end)
-  local function csv(body, run)
-    local t, dir = run_csv(body, nil, run)
-    dirs[#dirs + 1] = dir
-    return t, dir
-  end
+  local csv, keep = kept_runs()
   local function mode_of(path)
     local p = io.popen("stat -c %a " .. H.quote(path))
     local m = p:read("l")
@@ -349,8 +350,7 @@ report { ok = ok, err = tostring(err), kept = #ev.jobs_done }
   end)
 
   it("two processes dumping 2,000 rows each with widening columns into one CSV: all 4,000 rows, one header", function()
-    local dir = H.tmpdir()
-    dirs[#dirs + 1] = dir
+    local dir = keep(H.tmpdir())
     local function writer(name)
       return ([[
 local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial")
@@ -418,7 +418,7 @@ if ev then
   report { left = left }
 end
 ]]):format(m.name), { np = m.np, keep = true })
-    dirs[#dirs + 1] = r.dir
+    keep(r.dir)
     assert.are.same({ left = 0 }, H.result(r))
     local recs = H.read_csv_records(r.dir .. "/results.csv")
     assert.are.equal(9, #recs)
