@@ -5,6 +5,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,15 +360,62 @@ static int read_header(appender *a) {
   }
 }
 
+/* The one state shared by calls: where this process last left each of a few files whole (ended
+ * by its own complete records), so that the scan for a quote left open reads only what others
+ * wrote since, not the whole file on every dump. A mark holds the last bytes written before it: a
+ * file replaced, truncated, or made anew under a reused inode number does not hold them there, and
+ * is scanned from the start. */
+typedef struct clean_mark {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  size_t ntail;
+  char tail[32];
+} clean_mark;
+static clean_mark marks[16];
+static unsigned next_mark;
+static pthread_mutex_t marks_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static clean_mark *find_mark(dev_t dev, ino_t ino) {
+  for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
+    if (marks[i].size > 0 && marks[i].dev == dev && marks[i].ino == ino) return &marks[i];
+  return NULL;
+}
+
+static off_t clean_upto(const appender *a) {
+  pthread_mutex_lock(&marks_mu);
+  const clean_mark *m = find_mark(a->st.st_dev, a->st.st_ino);
+  clean_mark copy = m ? *m : (clean_mark){0};
+  pthread_mutex_unlock(&marks_mu);
+  char now[sizeof copy.tail];
+  if (!m || copy.size > a->st.st_size ||
+      pread(a->fd, now, copy.ntail, copy.size - (off_t)copy.ntail) != (ssize_t)copy.ntail ||
+      memcmp(now, copy.tail, copy.ntail) != 0)
+    return 0;
+  return copy.size;
+}
+
+/* The file at (dev, ino) is whole up to size, where out (what we wrote last) ends. */
+static void mark_clean(dev_t dev, ino_t ino, off_t size, const buf_t *out) {
+  pthread_mutex_lock(&marks_mu);
+  clean_mark *m = find_mark(dev, ino);
+  if (!m) m = &marks[next_mark++ % (sizeof marks / sizeof *marks)];
+  m->dev = dev, m->ino = ino, m->size = size;
+  m->ntail = out->len < sizeof m->tail ? out->len : sizeof m->tail;
+  memcpy(m->tail, out->data + out->len - m->ntail, m->ntail);
+  pthread_mutex_unlock(&marks_mu);
+}
+
 /* Whether the file ends inside a quoted field (1), as parse_field reads it: a quote opens a field
- * only at its start, "" inside one is an escaped quote. Streams the file in chunks, looking only at
- * quotes (memchr), so memory stays small whatever the file's size. Returns 0, 1 or -1 on error. */
+ * only at its start, "" inside one is an escaped quote. Streams the file in chunks from its clean
+ * mark, looking only at quotes (memchr), so memory stays small whatever the file's size. Returns 0,
+ * 1 or -1 on error. */
 static int ends_in_quote(appender *a) {
   enum { CHUNK = 1 << 16 };
   char *chunk = xmalloc(CHUNK);
   int inside = 0, pending = 0; /* pending: inside, a quote ended the previous chunk */
   char prev = '\n';             /* the byte before the chunk: a field starts after it */
-  off_t off = 0;
+  off_t off = clean_upto(a);
   for (;;) {
     ssize_t n = pread(a->fd, chunk, CHUNK, off);
     if (n < 0 && errno == EINTR) continue;
@@ -443,6 +491,7 @@ static int append_bytes(appender *a, buf_t *out) {
     errno = e;
     return fail_errno(a, "write", a->path);
   }
+  mark_clean(a->st.st_dev, a->st.st_ino, a->st.st_size + (off_t)out->len, out);
   if (a->flush && a->created) sync_dir(a->path);
   return 0;
 }
@@ -529,7 +578,8 @@ static int replace_file(appender *a, const buf_t *out) {
     free(tmp);
     return -1;
   }
-  if (write_all(fd, out->data, out->len) < 0 || (a->flush && fsync(fd) < 0)) {
+  struct stat st;
+  if (write_all(fd, out->data, out->len) < 0 || (a->flush && fsync(fd) < 0) || fstat(fd, &st) < 0) {
     fail_errno(a, "write", tmp);
     close(fd);
   } else if (close(fd) < 0) {
@@ -540,6 +590,7 @@ static int replace_file(appender *a, const buf_t *out) {
     fail(a, "cannot rename \"%s\" to \"%s\": %s", tmp, a->path, m);
   } else {
     rc = 0;
+    mark_clean(st.st_dev, st.st_ino, (off_t)out->len, out);
   }
   if (rc) unlink(tmp);
   free(tmp);

@@ -1,5 +1,5 @@
 /* csv.h: RFC 4180 results files in DeepHyper's layout: column order, appending rows, widening the header.
- * No global state: several threads may write (different) files at once. */
+ * Thread-safe: several threads may write files at once (the same one too: see csv_append). */
 #ifndef EVL_CSV_H
 #define EVL_CSV_H
 
@@ -29,7 +29,8 @@ int csv_column_cmp(const char *a, const char *b);
  * to it, then the new rows. No value is ever dropped: an old row with more fields than its header,
  * or a header naming a column twice, is an error rather than a guess. A file that ends inside a
  * quoted field that was never closed gets its quote closed before the new rows (else they would
- * vanish into that cell). A symbolic link at path is refused (it could have been planted).
+ * vanish into that cell); the check reads only what was written since this process last left the
+ * file whole (a mark per file, for a few files), so repeated dumps do not read the whole file. A symbolic link at path is refused (it could have been planted).
  * Cells are quoted ("" doubled) when they hold a comma, a double quote, CR or LF, or start or end with
  * a space; empty cells are written as nothing (pandas reads NaN). Lines end with "\n".
  * With t->nrows == 0 nothing is done. The file is complete (closed, and fsync'd along with its

@@ -91,6 +91,11 @@ static void open_quote(const char *dir) {
   const char *wrows[] = {"1", "1", "y"};
   CHECK(append(path, wide, 3, wrows, 1, err) == 0, "%s", err);
   expect_file(path, "p:x,p:y,job_id\n\"open,0\n\",,\n1,y,1\n", "rewrite closes the quote");
+  /* Another writer opens a quote after our last append: the scan from our mark still sees it. */
+  FILE *other = fopen(path, "a");
+  CHECK(other && fputs("\"again,2\n", other) >= 0 && fclose(other) == 0, "the other writer");
+  CHECK(append(path, wide, 3, wrows, 1, err) == 0, "%s", err);
+  expect_file(path, "p:x,p:y,job_id\n\"open,0\n\",,\n1,y,1\n\"again,2\n\"\n1,y,1\n", "a quote opened after our mark");
   check_write_file(path, "p:x,job_id\n\"a\"\"\",\"b\"\n"); /* closed quotes, an escaped one at the end */
   CHECK(append(path, cols, 2, rows, 1, err) == 0, "%s", err);
   expect_file(path, "p:x,job_id\n\"a\"\"\",\"b\"\n1,1\n", "a closed quote is left alone");
