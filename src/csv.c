@@ -376,6 +376,11 @@ static clean_mark marks[16];
 static unsigned next_mark;
 static pthread_mutex_t marks_mu = PTHREAD_MUTEX_INITIALIZER;
 
+/* A mutex that cannot be taken or given back is a corrupted process: nothing to report to. */
+static void marks_lock(int take) {
+  if ((take ? pthread_mutex_lock(&marks_mu) : pthread_mutex_unlock(&marks_mu)) != 0) abort();
+}
+
 static clean_mark *find_mark(dev_t dev, ino_t ino) {
   for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
     if (marks[i].size > 0 && marks[i].dev == dev && marks[i].ino == ino) return &marks[i];
@@ -383,10 +388,10 @@ static clean_mark *find_mark(dev_t dev, ino_t ino) {
 }
 
 static off_t clean_upto(const appender *a) {
-  pthread_mutex_lock(&marks_mu);
+  marks_lock(1);
   const clean_mark *m = find_mark(a->st.st_dev, a->st.st_ino);
   clean_mark copy = m ? *m : (clean_mark){0};
-  pthread_mutex_unlock(&marks_mu);
+  marks_lock(0);
   char now[sizeof copy.tail];
   if (!m || copy.size > a->st.st_size ||
       pread(a->fd, now, copy.ntail, copy.size - (off_t)copy.ntail) != (ssize_t)copy.ntail ||
@@ -397,13 +402,13 @@ static off_t clean_upto(const appender *a) {
 
 /* The file at (dev, ino) is whole up to size, where out (what we wrote last) ends. */
 static void mark_clean(dev_t dev, ino_t ino, off_t size, const buf_t *out) {
-  pthread_mutex_lock(&marks_mu);
+  marks_lock(1);
   clean_mark *m = find_mark(dev, ino);
   if (!m) m = &marks[next_mark++ % (sizeof marks / sizeof *marks)];
   m->dev = dev, m->ino = ino, m->size = size;
   m->ntail = out->len < sizeof m->tail ? out->len : sizeof m->tail;
   memcpy(m->tail, out->data + out->len - m->ntail, m->ntail);
-  pthread_mutex_unlock(&marks_mu);
+  marks_lock(0);
 }
 
 /* Whether the file ends inside a quoted field (1), as parse_field reads it: a quote opens a field
