@@ -20,7 +20,7 @@ BIN = $(BUILD)/evaluator-lua
 export OMPI_ALLOW_RUN_AS_ROOT = 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM = 1
 
-.PHONY: all install test demo bench clean deps san
+.PHONY: all install test demo bench clean deps san unit tsan
 all: $(BIN)
 
 deps:
@@ -41,9 +41,42 @@ $(BUILD)/embedded.o: $(BUILD)/embedded.c src/embedded.h
 $(BUILD):
 	mkdir -p $(BUILD)
 
-# The same binary under AddressSanitizer and UndefinedBehaviorSanitizer, in build-san/.
+# The same binary under AddressSanitizer and UndefinedBehaviorSanitizer (float-cast-overflow too;
+# every report is fatal), in build-san/; scripts/san-tests.sh runs specs against it.
+SAN_FLAGS = -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 san:
-	@$(MAKE) --no-print-directory BUILD=build-san SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" all
+	@$(MAKE) --no-print-directory BUILD=build-san SAN="$(SAN_FLAGS)" all
+
+# The same binary under ThreadSanitizer, in build-tsan/; scripts/tsan-stress.sh runs it.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build-tsan SAN="-fsanitize=thread -fno-omit-frame-pointer" all
+
+# C unit tests of the codecs (tests/c/), one binary per codec plus a replay of each fuzz target's
+# corpus and regression inputs, all under AddressSanitizer and UndefinedBehaviorSanitizer (a report,
+# a leak included, fails the binary). `make unit` builds and runs them: one "N passed, N failed" line.
+UNIT_CC ?= cc
+UNIT_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isrc -Itests/c $(shell pkg-config --cflags lua5.4) \
+  -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
+UNIT_LIBS = $(shell pkg-config --libs lua5.4) -lm -pthread
+UNIT_SRCS_wire = src/wire.c src/buf.c
+UNIT_SRCS_json = src/json.c src/numfmt.c src/buf.c
+UNIT_SRCS_csv = src/csv.c src/buf.c
+UNIT_SRCS_numfmt = src/numfmt.c
+UNIT_LDFLAGS_csv = -Wl,--wrap=pread
+FUZZ_TARGETS = wire json csv
+UNIT_BINS = $(patsubst %,build/unit/test_%,wire json csv numfmt) $(patsubst %,build/unit/replay_%,$(FUZZ_TARGETS))
+
+build/unit/test_%: tests/c/test_%.c tests/c/check.c tests/c/check.h $(wildcard src/*.h src/*.c) | build/unit
+	$(UNIT_CC) $(UNIT_FLAGS) -o $@ $< tests/c/check.c $(UNIT_SRCS_$*) $(UNIT_LIBS) $(UNIT_LDFLAGS_$*)
+
+build/unit/replay_%: fuzz/fuzz_%.c fuzz/fuzz.h tests/c/replay.c tests/c/check.c $(wildcard src/*.h src/*.c) | build/unit
+	$(UNIT_CC) $(UNIT_FLAGS) -Ifuzz -o $@ $< tests/c/replay.c tests/c/check.c $(UNIT_SRCS_$*) $(UNIT_LIBS)
+
+build/unit:
+	mkdir -p build/unit
+
+unit: $(UNIT_BINS)
+	@bash scripts/run-unit.sh $(FUZZ_TARGETS)
 
 install: $(BIN)
 	install -d $(PREFIX)/bin $(PREFIX)/share/evaluator-lua/examples
@@ -68,4 +101,4 @@ bench: deps
 	@bash bench/run.sh
 
 clean:
-	rm -rf build build-san results.csv run.png
+	rm -rf build build-san build-tsan results.csv run.png

@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# run-tests.sh: installs evaluator-lua into build/test-prefix and runs the busted suite in tests/
-# against that installed binary (under real mpirun). Ends with one line "N passed, N failed" and
-# exits non-zero when any test failed or errored.
+# run-tests.sh: runs the C unit tests of the codecs (`make unit`: tests/c/, fuzz replays), then
+# installs evaluator-lua into build/test-prefix and runs the busted suite in tests/ against that
+# installed binary (under real mpirun). Ends with one line "N passed, N failed" (C checks and busted
+# tests together) and exits non-zero when any test failed or errored. EVL_SKIP_UNIT=1 skips the C part.
 #   bash scripts/run-tests.sh [busted args...]    e.g. --filter=csv, or tests/cli_spec.lua
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PREFIX=$ROOT/build/test-prefix
+# EVL_BUILD=build-san (or another build directory) installs and tests that build instead.
+EVL_BUILD=${EVL_BUILD:-build}
+PREFIX=$ROOT/$EVL_BUILD/test-prefix
 
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export EVL_BIN=$PREFIX/bin/evaluator-lua
 
-if ! make --no-print-directory install PREFIX="$PREFIX" >"$ROOT/build/test-install.log" 2>&1; then
+if ! make --no-print-directory install BUILD="$EVL_BUILD" PREFIX="$PREFIX" >"$ROOT/build/test-install.log" 2>&1; then
   cat "$ROOT/build/test-install.log" >&2
   echo "run-tests: make install PREFIX=$PREFIX failed" >&2
   echo "0 passed, 1 failed"
   exit 1
+fi
+
+unit_passed=0
+unit_failed=0
+if [ "${EVL_SKIP_UNIT:-0}" != 1 ]; then
+  make --no-print-directory unit >"$ROOT/build/unit.log" 2>&1
+  unit_status=$?
+  grep -E '^unit |check failed|ERROR:|SUMMARY:|error:' "$ROOT/build/unit.log" >&2
+  unit_summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$ROOT/build/unit.log" | tail -n 1)
+  read -r unit_passed _ unit_failed _ <<<"${unit_summary:-0 passed, 1 failed}"
+  [ "$unit_status" -ne 0 ] && [ "$unit_failed" -eq 0 ] && unit_failed=1
 fi
 
 BUSTED=$(command -v busted || true)
@@ -43,7 +57,8 @@ if [ -z "$summary" ]; then
   exit 1
 fi
 read -r passed _ _ failures _ _ errors _ <<<"$summary"
-failed=$((failures + errors))
+failed=$((failures + errors + unit_failed))
+passed=$((passed + unit_passed))
 echo "$passed passed, $failed failed"
 if [ "$failed" -ne 0 ] || [ "$status" -ne 0 ]; then exit 1; fi
 exit 0

@@ -2,12 +2,15 @@
  * All state lives in one call's locals, so threads may write different files at the same time. */
 #include "csv.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -290,18 +293,46 @@ static void sync_dir(const char *path) {
   free(dir);
 }
 
-static int open_target(appender *a) {
-  a->fd = open(a->path, O_RDWR | O_APPEND | O_CLOEXEC);
-  if (a->fd < 0 && errno == ENOENT) {
-    a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+/* Open path for appending without following a link planted at its name: an existing file, or a
+ * new one made with O_EXCL (the umask's mode). */
+static int open_name(appender *a) {
+  for (;;) {
+    a->created = 0;
+    a->fd = open(a->path, O_RDWR | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (a->fd >= 0 || errno != ENOENT) break;
+    a->fd = open(a->path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     a->created = a->fd >= 0;
+    if (a->fd >= 0 || errno != EEXIST) break; /* EEXIST: another writer made it first */
   }
-  if (a->fd < 0) {
-    char eb[128];
-    const char *m = errstr(errno, eb, sizeof eb);
-    return fail(a, "cannot open \"%s\" for appending: %s", a->path, m);
+  if (a->fd >= 0) return 0;
+  char eb[128];
+  const char *m = errno == ELOOP ? "it is a symbolic link (refused: it could point anywhere)" : errstr(errno, eb, sizeof eb);
+  return fail(a, "cannot open \"%s\" for appending: %s", a->path, m);
+}
+
+/* Whether the name still leads to the file a->fd holds: a writer that renamed a wider copy over it,
+ * or took back a file it had just made, leaves the lock holder with a file no one reads. */
+static int still_named(appender *a) {
+  struct stat now;
+  return a->st.st_nlink > 0 && lstat(a->path, &now) == 0 && now.st_dev == a->st.st_dev && now.st_ino == a->st.st_ino;
+}
+
+/* Open the file and hold an exclusive flock on it until the call returns, so concurrent dumps
+ * (threads, evaluators, separate runs) take turns: no row is lost or duplicated, one header. */
+static int open_target(appender *a) {
+  for (;;) {
+    if (open_name(a)) return -1;
+    int rc;
+    while ((rc = flock(a->fd, LOCK_EX)) < 0 && errno == EINTR) {
+    }
+    if (rc < 0) return fail_errno(a, "lock", a->path);
+    if (fstat(a->fd, &a->st) < 0) return fail_errno(a, "stat", a->path);
+    if (!S_ISREG(a->st.st_mode)) return fail(a, "cannot append to \"%s\": not a regular file", a->path);
+    if (still_named(a)) break;
+    close(a->fd);
+    a->fd = -1;
   }
-  if (fstat(a->fd, &a->st) < 0) return fail_errno(a, "stat", a->path);
+  a->created = a->created && a->st.st_size == 0;
   return 0;
 }
 
@@ -329,6 +360,104 @@ static int read_header(appender *a) {
   }
 }
 
+/* The one state shared by calls: where this process last left each of a few files whole (ended
+ * by its own complete records), so that the scan for a quote left open reads only what others
+ * wrote since, not the whole file on every dump. A mark holds the last bytes written before it: a
+ * file replaced, truncated, or made anew under a reused inode number does not hold them there, and
+ * is scanned from the start. */
+typedef struct clean_mark {
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  size_t ntail;
+  char tail[32];
+} clean_mark;
+static clean_mark marks[16];
+static unsigned next_mark;
+static pthread_mutex_t marks_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A mutex that cannot be taken or given back is a corrupted process: nothing to report to. */
+static void marks_lock(int take) {
+  if ((take ? pthread_mutex_lock(&marks_mu) : pthread_mutex_unlock(&marks_mu)) != 0) abort();
+}
+
+static clean_mark *find_mark(dev_t dev, ino_t ino) {
+  for (size_t i = 0; i < sizeof marks / sizeof *marks; i++)
+    if (marks[i].size > 0 && marks[i].dev == dev && marks[i].ino == ino) return &marks[i];
+  return NULL;
+}
+
+static off_t clean_upto(const appender *a) {
+  marks_lock(1);
+  const clean_mark *m = find_mark(a->st.st_dev, a->st.st_ino);
+  clean_mark copy = m ? *m : (clean_mark){0};
+  marks_lock(0);
+  char now[sizeof copy.tail];
+  if (!m || copy.size > a->st.st_size ||
+      pread(a->fd, now, copy.ntail, copy.size - (off_t)copy.ntail) != (ssize_t)copy.ntail ||
+      memcmp(now, copy.tail, copy.ntail) != 0)
+    return 0;
+  return copy.size;
+}
+
+/* The file at (dev, ino) is whole up to size, where out (what we wrote last) ends. */
+static void mark_clean(dev_t dev, ino_t ino, off_t size, const buf_t *out) {
+  marks_lock(1);
+  clean_mark *m = find_mark(dev, ino);
+  if (!m) m = &marks[next_mark++ % (sizeof marks / sizeof *marks)];
+  m->dev = dev, m->ino = ino, m->size = size;
+  m->ntail = out->len < sizeof m->tail ? out->len : sizeof m->tail;
+  memcpy(m->tail, out->data + out->len - m->ntail, m->ntail);
+  marks_lock(0);
+}
+
+/* Whether the file ends inside a quoted field (1), as parse_field reads it: a quote opens a field
+ * only at its start, "" inside one is an escaped quote. Streams the file in chunks from its clean
+ * mark, looking only at quotes (memchr), so memory stays small whatever the file's size. Returns 0,
+ * 1 or -1 on error. */
+static int ends_in_quote(appender *a) {
+  enum { CHUNK = 1 << 16 };
+  char *chunk = xmalloc(CHUNK);
+  int inside = 0, pending = 0; /* pending: inside, a quote ended the previous chunk */
+  char prev = '\n';             /* the byte before the chunk: a field starts after it */
+  off_t off = clean_upto(a);
+  for (;;) {
+    ssize_t n = pread(a->fd, chunk, CHUNK, off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      free(chunk);
+      return fail_errno(a, "read", a->path);
+    }
+    if (n == 0) break;
+    const char *p = chunk, *end = chunk + n;
+    if (pending) {
+      pending = 0;
+      if (*p == '"') p++; /* an escaped quote split across chunks */
+      else inside = 0;
+    }
+    while (p < end) {
+      const char *q = memchr(p, '"', (size_t)(end - p));
+      if (!q) break;
+      char before = q > chunk ? q[-1] : prev;
+      if (!inside) {
+        inside = before == ',' || before == '\n' || before == '\r' ||
+                 (off == 0 && q == chunk + 3 && memcmp(chunk, "\xEF\xBB\xBF", 3) == 0);
+      } else if (q + 1 == end) {
+        pending = 1;
+      } else if (q[1] == '"') {
+        q++;
+      } else {
+        inside = 0;
+      }
+      p = q + 1;
+    }
+    prev = end[-1];
+    off += n;
+  }
+  free(chunk);
+  return inside && !pending;
+}
+
 /* Take back a failed append. Best effort: the error being reported already says it failed. */
 static void undo_append(appender *a) {
   int rc = a->created ? unlink(a->path)
@@ -340,9 +469,14 @@ static void undo_append(appender *a) {
 /* Write out (header and/or rows) at the end of the file, taking it back on any failure. */
 static int append_bytes(appender *a, buf_t *out) {
   char last = 0;
-  if (a->st.st_size > 0 && pread(a->fd, &last, 1, a->st.st_size - 1) == 1 && last != '\n') {
-    buf_t fixed; /* the file ended in mid-line: start ours on a line of its own */
+  int open_quote = a->st.st_size > 0 ? ends_in_quote(a) : 0;
+  if (open_quote < 0) return -1;
+  if (a->st.st_size > 0 && pread(a->fd, &last, 1, a->st.st_size - 1) == 1 && (last != '\n' || open_quote)) {
+    /* The file ended in mid-line, or inside a quoted field its writer never closed (our rows would
+     * vanish into that cell): close the quote and start ours on a line of their own. */
+    buf_t fixed;
     buf_init(&fixed);
+    if (open_quote) buf_addc(&fixed, '"');
     buf_addc(&fixed, '\n');
     buf_add(&fixed, out->data, out->len);
     buf_free(out);
@@ -362,6 +496,7 @@ static int append_bytes(appender *a, buf_t *out) {
     errno = e;
     return fail_errno(a, "write", a->path);
   }
+  mark_clean(a->st.st_dev, a->st.st_ino, a->st.st_size + (off_t)out->len, out);
   if (a->flush && a->created) sync_dir(a->path);
   return 0;
 }
@@ -417,18 +552,39 @@ static int check_old(appender *a, outcol *oc, size_t h) {
   return 0;
 }
 
+/* A new file beside path, made by mkostemp (O_EXCL: never a planted name or link), with the old
+ * file's permission bits and, when we may, its owner: a rewrite never widens who can read it. */
+static int make_temp(appender *a, char **tmp) {
+  size_t n = strlen(a->path) + 16;
+  *tmp = xmalloc(n);
+  snprintf(*tmp, n, "%s.tmp.XXXXXX", a->path);
+  int fd = mkostemp(*tmp, O_CLOEXEC);
+  if (fd < 0) return fail_errno(a, "create a temporary file like", *tmp);
+  if (fchmod(fd, a->st.st_mode & 0777) < 0) {
+    fail_errno(a, "set the mode of", *tmp);
+    close(fd);
+    unlink(*tmp);
+    return -1;
+  }
+  /* Only root can give a file away; anyone else keeps the owner they made it with. */
+  if (geteuid() == 0 && fchown(fd, a->st.st_uid, a->st.st_gid) < 0) {
+    fail_errno(a, "set the owner of", *tmp);
+    close(fd);
+    unlink(*tmp);
+    return -1;
+  }
+  return fd;
+}
+
 static int replace_file(appender *a, const buf_t *out) {
-  size_t n = strlen(a->path) + 32;
-  char *tmp = xmalloc(n);
-  snprintf(tmp, n, "%s.tmp.%ld", a->path, (long)getpid());
-  int rc = -1, fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  char *tmp;
+  int rc = -1, fd = make_temp(a, &tmp);
   if (fd < 0) {
-    fail_errno(a, "create", tmp);
     free(tmp);
     return -1;
   }
-  if (fchmod(fd, a->st.st_mode & 07777) < 0 || write_all(fd, out->data, out->len) < 0 ||
-      (a->flush && fsync(fd) < 0)) {
+  struct stat st;
+  if (write_all(fd, out->data, out->len) < 0 || (a->flush && fsync(fd) < 0) || fstat(fd, &st) < 0) {
     fail_errno(a, "write", tmp);
     close(fd);
   } else if (close(fd) < 0) {
@@ -439,6 +595,7 @@ static int replace_file(appender *a, const buf_t *out) {
     fail(a, "cannot rename \"%s\" to \"%s\": %s", tmp, a->path, m);
   } else {
     rc = 0;
+    mark_clean(st.st_dev, st.st_ino, (off_t)out->len, out);
   }
   if (rc) unlink(tmp);
   free(tmp);
@@ -446,29 +603,33 @@ static int replace_file(appender *a, const buf_t *out) {
   return rc;
 }
 
-/* Header = old columns plus those of t it lacks, in csv_column_cmp order; old rows, then new rows. */
-static int rewrite(appender *a, outcol *oc, const long *newpos) {
-  const csv_table *t = a->t;
+/* Header = old columns plus those of t it lacks, in csv_column_cmp order; old rows, then new rows.
+ * The header is mapped again from the whole file as read now: sizes come from what was read. */
+static int rewrite(appender *a) {
   int ended;
   if (read_more(a, 1)) return -1;
   doc_reset(&a->d);
   parse(&a->d, a->raw.data, a->raw.len, 0, &ended);
-  size_t h = row_len(&a->d, 0), n = h;
-  for (size_t j = 0; j < h; j++) oc[j] = (outcol){field_ptr(&a->d, j), a->d.f[j].len, (long)j, -1};
-  for (size_t c = 0; c < t->ncols; c++)
-    if (newpos[c] >= 0)
-      oc[newpos[c]].cur = (long)c;
-    else
-      oc[n++] = (outcol){t->cols[c], strlen(t->cols[c]), -1, (long)c};
-  if (check_old(a, oc, h)) return -1;
-  qsort(oc, n, sizeof *oc, outcol_cmp);
-  buf_t out;
-  buf_init(&out);
-  put_header(&out, oc, n);
-  put_old_rows(&out, &a->d, oc, n);
-  put_new_rows(&out, t, oc, n);
-  int rc = replace_file(a, &out);
-  buf_free(&out);
+  assert(a->d.nrows > 0);
+  long *newpos = xmalloc(a->t->ncols * sizeof *newpos);
+  size_t missing, h = row_len(&a->d, 0), n = h;
+  outcol *oc = map_header(a, newpos, &missing); /* room for h + t->ncols */
+  for (size_t c = 0; c < a->t->ncols; c++)
+    if (newpos[c] < 0) oc[n++] = (outcol){a->t->cols[c], strlen(a->t->cols[c]), -1, (long)c};
+  assert(n == h + missing);
+  int rc = check_old(a, oc, h);
+  if (rc == 0) {
+    qsort(oc, n, sizeof *oc, outcol_cmp);
+    buf_t out;
+    buf_init(&out);
+    put_header(&out, oc, n);
+    put_old_rows(&out, &a->d, oc, n);
+    put_new_rows(&out, a->t, oc, n);
+    rc = replace_file(a, &out);
+    buf_free(&out);
+  }
+  free(oc);
+  free(newpos);
   return rc;
 }
 
@@ -495,21 +656,18 @@ static int append_or_rewrite(appender *a) {
   long *newpos = xmalloc(a->t->ncols * sizeof *newpos);
   size_t missing;
   outcol *oc = map_header(a, newpos, &missing);
-  int rc;
+  int rc = 0;
   if (missing == 0) {
     /* The common case: only the header was read, and rows go in its order. */
-    size_t h = row_len(&a->d, 0);
     buf_t out;
     buf_init(&out);
-    put_new_rows(&out, a->t, oc, h);
+    put_new_rows(&out, a->t, oc, row_len(&a->d, 0));
     rc = append_bytes(a, &out);
     buf_free(&out);
-  } else {
-    rc = rewrite(a, oc, newpos);
   }
   free(oc);
   free(newpos);
-  return rc;
+  return missing == 0 ? rc : rewrite(a);
 }
 
 int csv_append(const char *path, const csv_table *t, int flush, char *err, size_t errlen) {

@@ -19,6 +19,7 @@ typedef struct enc {
   buf_t *out;
   char *err;
   size_t errlen;
+  int rc;
 } enc;
 
 enum { STEP_NAME, STEP_INDEX, STEP_TEXT };
@@ -284,16 +285,41 @@ static int encode_value(enc *e, int idx, const step *at, int depth) {
     return encode_string(e->out, s, n), 0;
   }
   case LUA_TTABLE: return encode_table(e, idx, at, depth + 1);
+  case LUA_TLIGHTUSERDATA:
+    if (!lua_touserdata(L, idx)) return buf_adds(e->out, "null"), 0; /* json_null, cjson.null */
+    /* fall through */
   default: return enc_fail(e, at, "is a %s: cannot encode", luaL_typename(L, idx));
   }
 }
 
+/* Runs f(ctx, value) in protected mode, so that a memory error raised by the Lua API inside lets
+ * the caller free its C buffer before it is raised again (never leaked on a longjmp). Leaves f's
+ * one result (or nil) on the stack. */
+static void call_protected(lua_State *L, lua_CFunction f, void *ctx, int value, buf_t *owned) {
+  if (!lua_checkstack(L, 3)) luaL_error(L, "Lua stack overflow");
+  lua_pushcfunction(L, f);
+  lua_pushlightuserdata(L, ctx);
+  if (value) lua_pushvalue(L, value);
+  else lua_pushnil(L);
+  if (lua_pcall(L, 2, 1, 0) != LUA_OK) {
+    buf_free(owned);
+    lua_error(L);
+  }
+}
+
+static int encode_protected(lua_State *L) {
+  enc *e = lua_touserdata(L, 1);
+  e->L = L;
+  e->rc = encode_value(e, 2, NULL, 0);
+  return 0;
+}
+
 int json_encode(lua_State *L, int idx, buf_t *out, char *err, size_t errlen) {
-  enc e = {L, out, err, errlen};
+  enc e = {L, out, err, errlen, 0};
   int top = lua_gettop(L);
-  int rc = encode_value(&e, lua_absindex(L, idx), NULL, 0);
+  call_protected(L, encode_protected, &e, lua_absindex(L, idx), out);
   lua_settop(L, top);
-  return rc;
+  return e.rc;
 }
 
 /* ---------------------------------------------------------------- decoding */
@@ -304,6 +330,7 @@ typedef struct dec {
   buf_t str; /* scratch for the bytes of the string being decoded */
   char *err;
   size_t errlen;
+  int rc;
 } dec;
 
 static int dec_fail(dec *d, const char *at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -466,10 +493,7 @@ static int parse_object(dec *d, int depth) {
     if (!at_char(d, ':')) return dec_expected(d, "':'");
     d->p++;
     if (parse_value(d, depth + 1)) return -1;
-    if (lua_isnil(L, -1))
-      lua_pop(L, 2); /* null member: the key is left out */
-    else
-      lua_rawset(L, -3);
+    lua_rawset(L, -3);
     skip_ws(d);
     if (at_char(d, '}')) break;
     if (!at_char(d, ',')) return dec_expected(d, "',' or '}'");
@@ -485,10 +509,7 @@ static int parse_array(dec *d, int depth) {
   for (lua_Integer i = 1;; i++) {
     if (i == 1 && at_char(d, ']')) break;
     if (parse_value(d, depth + 1)) return -1;
-    if (lua_isnil(L, -1))
-      lua_pop(L, 1); /* null element: a hole at i */
-    else
-      lua_rawseti(L, -2, i);
+    lua_rawseti(L, -2, i);
     skip_ws(d);
     if (at_char(d, ']')) break;
     if (!at_char(d, ',')) return dec_expected(d, "',' or ']'");
@@ -510,22 +531,28 @@ static int parse_value(dec *d, int depth) {
   else if (at_char(d, '-') || is_digit(d)) return parse_number(d);
   else if (eat(d, "true")) lua_pushboolean(L, 1);
   else if (eat(d, "false")) lua_pushboolean(L, 0);
-  else if (eat(d, "null")) lua_pushnil(L);
+  else if (eat(d, "null")) depth ? lua_pushlightuserdata(L, NULL) : lua_pushnil(L);
   else if (eat(d, "NaN")) lua_pushnumber(L, NAN);
   else if (eat(d, "Infinity")) lua_pushnumber(L, HUGE_VAL);
   else return dec_unexpected(d);
   return 0;
 }
 
-int json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen) {
-  dec d = {L, s, s, s + len, {NULL, 0, 0}, err, errlen};
-  int top = lua_gettop(L);
-  int rc = lua_checkstack(L, 4) ? parse_value(&d, 0) : dec_fail(&d, s, "Lua stack overflow");
-  if (rc == 0) {
-    skip_ws(&d);
-    if (d.p < d.end) rc = dec_fail(&d, d.p, "unexpected data after the value");
+static int decode_protected(lua_State *L) {
+  dec *d = lua_touserdata(L, 1);
+  d->L = L;
+  d->rc = parse_value(d, 0);
+  if (d->rc == 0) {
+    skip_ws(d);
+    if (d->p < d->end) d->rc = dec_fail(d, d->p, "unexpected data after the value");
   }
+  return d->rc == 0;
+}
+
+int json_decode(lua_State *L, const char *s, size_t len, char *err, size_t errlen) {
+  dec d = {L, s, s, s + len, {NULL, 0, 0}, err, errlen, 0};
+  call_protected(L, decode_protected, &d, 0, &d.str);
   buf_free(&d.str);
-  if (rc) lua_settop(L, top);
-  return rc;
+  if (d.rc) lua_pop(L, 1);
+  return d.rc;
 }

@@ -23,8 +23,18 @@ typedef struct where {
 } where_t;
 
 static const char *describe(lua_State *L, const where_t *w) {
-  if (!w->name) return w->field;
+  if (!w->name) return lua_pushfstring(L, "job %s: %s", w->id, w->field);
   return lua_pushfstring(L, "job %s: %s \"%s\"", w->id, w->field, w->name);
+}
+
+/* A value the CSV cannot hold (a function, a cyclic table...): its cell gets "<type>: <address>",
+ * as tostring would write it (without metamethods, which could raise), and a warning goes to
+ * stderr. Raising instead would keep the job in jobs_done and fail every later dump with it. */
+static void push_unwritable(lua_State *L, int idx, const where_t *w, const char *why) {
+  const char *cell = lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
+  fprintf(stderr, "evaluator-lua: warning: dump_jobs_done_to_csv: %s %s: written as \"%s\"\n", describe(L, w), why,
+          cell);
+  lua_pop(L, 1); /* the description; the cell stays */
 }
 
 /* Push the cell text for the value at idx. The C buffer is freed before any error is raised. */
@@ -47,13 +57,24 @@ static void push_cell(lua_State *L, int idx, const where_t *w) {
     buf_init(&b);
     if (json_encode(L, idx, &b, err, sizeof err)) {
       buf_free(&b);
-      luaL_error(L, "%s: %s", describe(L, w), err);
+      push_unwritable(L, idx, w, err);
+      return;
     }
     lua_pushlstring(L, b.data ? b.data : "", b.len);
     buf_free(&b);
     return;
   }
-  default: luaL_error(L, "%s is a %s: cannot write it to CSV", describe(L, w), luaL_typename(L, idx));
+  case LUA_TLIGHTUSERDATA:
+    if (!lua_touserdata(L, idx)) { /* JSON null (evaluator.null): an empty cell, as pandas writes None */
+      lua_pushliteral(L, "");
+      return;
+    }
+    /* fall through */
+  default: {
+    const char *why = lua_pushfstring(L, "is a %s: cannot write it to CSV", luaL_typename(L, idx));
+    push_unwritable(L, idx, w, why);
+    lua_remove(L, -2);
+  }
   }
 }
 

@@ -13,8 +13,11 @@
  *              a list of k numbers -> columns "objective_0".."objective_<k-1>"; nil -> empty;
  *   metadata   table key -> value: columns "m:<key>" for string keys not starting with "_".
  * Values are written as strings as-is, integers "%lld", floats fmt_double, booleans
- * "True"/"False" (as pandas writes them), tables as JSON text. Raises a Lua error for a badly shaped
- * job, a value that cannot be encoded, or a file that cannot be written. Returns nothing. */
+ * "True"/"False" (as pandas writes them), tables as JSON text, JSON null (light userdata NULL) as an
+ * empty cell. A value that cannot be written (a function, a cyclic table...) is written as
+ * "<type>: <address>" with a warning on stderr naming the job and the key, so one bad job never
+ * blocks the others. Raises a Lua error for a badly shaped job (no id, parameters not a table) or a
+ * file that cannot be written. Returns nothing. */
 int l_csv_dump(lua_State *L);
 
 /* encode(value) -> JSON text (see json_encode); raises a Lua error when the value cannot be encoded. */

@@ -106,7 +106,7 @@ static const double P10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1
 
 /* The "%.Ne" text of the integer v times 10^-p. */
 static void sci_text(unsigned long long v, int p, char out[48]) {
-  char digits[24];
+  char digits[24] = {0}; /* put_uint writes at least one digit, which gcc's sanitizer build cannot see */
   int n = (int)(put_uint(digits, v) - digits);
   char *o = out;
   *o++ = digits[0];

@@ -2,13 +2,15 @@
  * a table lists its 1..n sequence first, so the decoder can size the new table in one go. */
 #include "wire.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <string.h>
 #include <lauxlib.h>
 
-enum { W_NIL = 'n', W_FALSE = 'f', W_TRUE = 't', W_INT = 'i', W_FLOAT = 'd', W_STR = 's', W_TABLE = 'T' };
+/* W_NULL is JSON's null inside a table (the light userdata NULL: cjson.null, evaluator.null). */
+enum { W_NIL = 'n', W_NULL = 'N', W_FALSE = 'f', W_TRUE = 't', W_INT = 'i', W_FLOAT = 'd', W_STR = 's', W_TABLE = 'T' };
 
-#define WIRE_MAX_DEPTH 200
+#define DEPTH_WHY "tables may nest at most " WIRE_MAX_DEPTH_TEXT " levels deep"
 #define WIRE_FAST_DEPTH 16 /* deeper than this, encoding starts again with a cycle check */
 
 void wire_put_u32(buf_t *b, uint32_t v) { buf_add(b, &v, sizeof v); }
@@ -57,31 +59,46 @@ typedef struct enc {
   int seen; /* stack index of the table of tables on the current path (cycle check) */
 } enc_t;
 
-static void path_render(const path_t *pt, const char *name, buf_t *out) {
-  if (!pt || !pt->key) {
-    buf_adds(out, name);
-    return;
-  }
-  path_render(pt->up, name, out);
-  lua_State *L = pt->L;
-  if (lua_type(L, pt->key) == LUA_TSTRING)
-    buf_addf(out, ".%s", lua_tostring(L, pt->key));
-  else if (lua_isinteger(L, pt->key))
-    buf_addf(out, "[%lld]", (long long)lua_tointeger(L, pt->key));
+static void key_render(lua_State *L, int key, int dot, buf_t *out) {
+  if (lua_type(L, key) == LUA_TSTRING)
+    buf_addf(out, "%s%s", dot ? "." : "", lua_tostring(L, key));
+  else if (lua_isinteger(L, key))
+    buf_addf(out, "[%lld]", (long long)lua_tointeger(L, key));
   else
-    buf_addf(out, "[%s]", luaL_typename(L, pt->key));
+    buf_addf(out, "[%s]", luaL_typename(L, key));
 }
 
-static int enc_fail(enc_t *e, const path_t *pt, const char *what) {
+/* name, then the keys from the root down; a path of more than PATH_SHOWN keys keeps its first
+ * PATH_SHOWN - 1 and its last: "parameters.deep.n.n…(195 more)…n". */
+#define PATH_SHOWN 4
+static void path_render(const path_t *pt, const char *name, buf_t *out) {
+  const path_t *keys[WIRE_MAX_DEPTH + 2];
+  size_t n = 0;
+  for (; pt && pt->key; pt = pt->up) {
+    assert(n < sizeof keys / sizeof *keys);
+    keys[n++] = pt;
+  }
+  buf_adds(out, name);
+  size_t more = n > PATH_SHOWN + 1 ? n - PATH_SHOWN : 0;
+  for (size_t i = 0; i < n; i++) {
+    const path_t *k = keys[n - 1 - i];
+    if (more && i == PATH_SHOWN - 1) buf_addf(out, "\u2026(%zu more)\u2026", more);
+    if (more && i >= PATH_SHOWN - 1 && i + 1 < n) continue;
+    key_render(k->L, k->key, !(more && i + 1 == n), out);
+  }
+}
+
+static int enc_fail(enc_t *e, const path_t *pt, const char *what, const char *why) {
   buf_t where;
   buf_init(&where);
   path_render(pt, e->name, &where);
   buf_addc(&where, '\0');
-  snprintf(e->err, e->errlen, "%s %s: only strings, numbers, booleans and tables of them can be sent",
-           where.data, what);
+  snprintf(e->err, e->errlen, "%s %s: %s", where.data, what, why);
   buf_free(&where);
   return -1;
 }
+
+static const char SENDABLE[] = "only strings, numbers, booleans and tables of them can be sent";
 
 static int enc_value(enc_t *e, int idx, const path_t *pt, int depth);
 
@@ -91,12 +108,12 @@ static int enc_value(enc_t *e, int idx, const path_t *pt, int depth);
 static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
   lua_State *L = e->L;
   if (!e->seen && depth > WIRE_FAST_DEPTH) return TOO_DEEP_FOR_FAST;
-  if (depth > WIRE_MAX_DEPTH) return enc_fail(e, pt, "is nested too deeply");
-  if (!lua_checkstack(L, 8)) return enc_fail(e, pt, "is nested too deeply");
+  if (depth >= WIRE_MAX_DEPTH) return enc_fail(e, pt, "is nested too deeply", DEPTH_WHY);
+  if (!lua_checkstack(L, 8)) return enc_fail(e, pt, "is nested too deeply", "Lua stack overflow");
   if (e->seen) {
     if (lua_rawgetp(L, e->seen, lua_topointer(L, idx)) != LUA_TNIL) {
       lua_pop(L, 1);
-      return enc_fail(e, pt, "is a cyclic table");
+      return enc_fail(e, pt, "is a cyclic table", SENDABLE);
     }
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
@@ -106,7 +123,7 @@ static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
   /* The sequence part 1..n first (holes travel as nil), then the other keys, each once: their
    * count is patched in at the end, so the table is walked once. */
   lua_Integer narr = (lua_Integer)lua_rawlen(L, idx);
-  if (narr > UINT32_MAX) return enc_fail(e, pt, "is a table too long to send");
+  if (narr > UINT32_MAX) return enc_fail(e, pt, "is a table too long to send", "at most 2^32 - 1 elements");
   buf_addc(e->b, W_TABLE);
   wire_put_u32(e->b, (uint32_t)narr);
   size_t count_at = e->b->len;
@@ -162,16 +179,19 @@ static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
-      if (n > UINT32_MAX) return enc_fail(e, pt, "is a string over 4 GiB");
+      if (n > UINT32_MAX) return enc_fail(e, pt, "is a string over 4 GiB", "strings must be shorter");
       buf_addc(e->b, W_STR);
       wire_put_bytes(e->b, s, n);
       return 0;
     }
     case LUA_TTABLE: return enc_table(e, idx, pt, depth);
+    case LUA_TLIGHTUSERDATA:
+      if (!lua_touserdata(L, idx)) return buf_addc(e->b, W_NULL), 0;
+      /* fall through */
     default: {
       char what[64];
       snprintf(what, sizeof what, "is a %s", luaL_typename(L, idx));
-      return enc_fail(e, pt, what);
+      return enc_fail(e, pt, what, SENDABLE);
     }
   }
 }
@@ -201,7 +221,7 @@ static int dec_value(lua_State *L, const char **p, const char *end, int depth);
 
 static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
   uint32_t narr, nrest;
-  if (depth > WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
+  if (depth >= WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
   /* Every element takes at least one byte: refuse counts the buffer cannot hold. */
   if ((uint64_t)narr + 2 * (uint64_t)nrest > (uint64_t)(end - *p)) return -1;
   if (!lua_checkstack(L, 4)) return -1;
@@ -233,6 +253,7 @@ static int dec_value(lua_State *L, const char **p, const char *end, int depth) {
   char tag = *(*p)++;
   switch (tag) {
     case W_NIL: lua_pushnil(L); return 0;
+    case W_NULL: lua_pushlightuserdata(L, NULL); return 0;
     case W_FALSE: lua_pushboolean(L, 0); return 0;
     case W_TRUE: lua_pushboolean(L, 1); return 0;
     case W_INT: {
@@ -262,16 +283,16 @@ static int dec_value(lua_State *L, const char **p, const char *end, int depth) {
 int wire_decode(lua_State *L, const char **p, const char *end) { return dec_value(L, p, end, 0); }
 
 static int skip_value(const char **p, const char *end, int depth) {
-  if (*p >= end || depth > WIRE_MAX_DEPTH) return -1;
+  if (*p >= end) return -1;
   uint32_t narr, nrest;
   const char *s;
   size_t n;
   switch (*(*p)++) {
-    case W_NIL: case W_FALSE: case W_TRUE: return 0;
+    case W_NIL: case W_NULL: case W_FALSE: case W_TRUE: return 0;
     case W_INT: case W_FLOAT: return (size_t)(end - *p) < 8 ? -1 : (*p += 8, 0);
     case W_STR: return wire_get_bytes(p, end, &s, &n);
     case W_TABLE:
-      if (wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
+      if (depth >= WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
       for (uint64_t i = 0; i < (uint64_t)narr + 2 * (uint64_t)nrest; i++)
         if (skip_value(p, end, depth + 1)) return -1;
       return 0;

@@ -8,9 +8,16 @@
 
 #include "buf.h"
 
+/* Deepest nesting of tables the encoder, the decoder and wire_skip accept (the outermost table is
+ * level 1): one limit, so a value one side accepts is never one the other refuses. */
+#define WIRE_MAX_DEPTH 200
+#define WIRE_MAX_DEPTH_TEXT "200"
+
 /* Append the value at stack index idx to b. name is how the value is called in errors
  * ("parameters", "output"). Returns 0, or -1 with a message naming the offending key
- * ("parameters.opt.f is a function: only strings, numbers, booleans and tables can be sent").
+ * ("parameters.opt.f is a function: only strings, numbers, booleans and tables can be sent"); a long
+ * path keeps its ends: "parameters.deep.n.n…(195 more)…n is nested too deeply: ...".
+ * The light userdata NULL (JSON null: cjson.null, evaluator.null) crosses as itself.
  * On error b may hold a partial value: callers truncate it back. Never raises. */
 int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, size_t errlen);
 

@@ -38,17 +38,27 @@ local function mantissa_digits(cell)
   return math.max(#m, 1)
 end
 
-describe("dump_jobs_done_to_csv", function()
+-- Inside a describe: csv(body, m, run) runs run_csv and keep(dir) keeps a directory, both removed
+-- after each test.
+local function kept_runs()
   local dirs = {}
   after_each(function()
     for _, d in ipairs(dirs) do H.rmdir(d) end
     dirs = {}
   end)
+  local function keep(dir)
+    dirs[#dirs + 1] = dir
+    return dir
+  end
   local function csv(body, m, run)
     local t, dir = run_csv(body, m, run)
-    dirs[#dirs + 1] = dir
-    return t, dir
+    return t, keep(dir)
   end
+  return csv, keep
+end
+
+describe("dump_jobs_done_to_csv", function()
+  local csv = kept_runs()
 
   for _, m in ipairs(H.METHODS) do
     it(("writes DeepHyper's columns p: (sorted), objective, job_id, m: (%s)"):format(m.name), function()
@@ -275,5 +285,172 @@ report { res = res, left = #ev.jobs_done }
     end
     assert.are.equal(0, t.left)
     assert.are.equal(2, #H.read_csv_records(dir .. "/r.csv"))
+  end)
+end)
+
+-- Hostile files and concurrent writers (issue 10): what a dump must never do to a shared directory.
+describe("dump_jobs_done_to_csv in a shared directory", function()
+  local csv, keep = kept_runs()
+  local function mode_of(path)
+    local p = io.popen("stat -c %a " .. H.quote(path))
+    local m = p:read("l")
+    p:close()
+    return m
+  end
+
+  it("never follows a link planted at the temporary file's name, and keeps the victim's content and mode", function()
+    -- The old rewrite opened "<csv>.tmp.<pid>" with O_TRUNC: a link planted there for every pid
+    -- near ours made root truncate and take over the file it pointed at.
+    local t, dir = csv([[
+local f = io.open("victim", "w"); f:write("secret\n"); f:close()
+os.execute("chmod 600 victim")
+local pid = tonumber(io.open("/proc/self/stat"):read("a"):match("^(%d+)"))
+for p = pid - 50, pid + 50 do os.execute(("ln -s victim results.csv.tmp.%d"):format(p)) end
+ev:submit({ { x = 1, obj = 1 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "results.csv")
+ev:submit({ { x = 2, wider = "w", obj = 2 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "results.csv")
+report { pid = pid }
+]])
+    assert.are.equal("secret\n", H.read_file(dir .. "/victim"))
+    assert.are.equal("600", mode_of(dir .. "/victim"))
+    local recs, header = H.read_csv_records(dir .. "/results.csv")
+    assert.are.equal(2, #recs)
+    assert.truthy(index_of(header, "p:wider"))
+    assert.are.equal("w", recs[2]["p:wider"])
+    assert.truthy(t.pid)
+  end)
+
+  it("keeps an existing CSV's mode through a rewrite, and a new one gets the umask's", function()
+    local _, dir = csv([[
+ev:submit({ { x = 1, obj = 1 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "kept.csv")
+os.execute("chmod 640 kept.csv")
+ev:submit({ { x = 2, wider = 1, obj = 2 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "kept.csv")
+ev:submit({ { x = 3, obj = 3 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "new.csv")
+report {}
+]])
+    assert.are.equal("640", mode_of(dir .. "/kept.csv"))
+    assert.are.equal(2, #H.read_csv_records(dir .. "/kept.csv"))
+    local p = io.popen("umask")
+    local mask = tonumber(p:read("l"), 8)
+    p:close()
+    assert.are.equal(("%o"):format(tonumber("666", 8) & ~mask), mode_of(dir .. "/new.csv"))
+  end)
+
+  it("refuses a CSV name that is a symbolic link, naming it, and keeps jobs_done", function()
+    local t, dir = csv([[
+local f = io.open("victim", "w"); f:write("secret\n"); f:close()
+os.execute("ln -s victim results.csv")
+ev:submit({ { x = 1, obj = 1 } }); ev:gather("ALL")
+local ok, err = pcall(ev.dump_jobs_done_to_csv, ev, ".", "results.csv")
+report { ok = ok, err = tostring(err), kept = #ev.jobs_done }
+]])
+    assert.is_false(t.ok)
+    assert.truthy(t.err:find("results.csv", 1, true) and t.err:find("symbolic link", 1, true), t.err)
+    assert.are.equal(1, t.kept)
+    assert.are.equal("secret\n", H.read_file(dir .. "/victim"))
+  end)
+
+  it("two processes dumping 2,000 rows each with widening columns into one CSV: all 4,000 rows, one header", function()
+    local dir = keep(H.tmpdir())
+    local function writer(name)
+      return ([[
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial")
+for chunk = 0, 39 do
+  local batch = {}
+  for k = 1, 50 do batch[k] = { who = %q, i = chunk * 50 + k, ["c" .. ("%%02d"):format(chunk) .. "_%s"] = chunk } end
+  ev:submit(batch)
+  ev:gather("ALL")
+  ev:dump_jobs_done_to_csv("%s", "shared.csv")
+end
+]]):format(name, name, dir)
+    end
+    local rs = H.run_parallel({ { writer("a"), { timeout = 120 } }, { writer("b"), { timeout = 120 } } })
+    for _, r in ipairs(rs) do assert.are.equal(0, r.code, H.describe(r)) end
+    local rows = H.read_csv(dir .. "/shared.csv")
+    local header = rows[1]
+    local who, i = index_of(header, "p:who"), index_of(header, "p:i")
+    assert.truthy(who and i, "columns p:who and p:i")
+    assert.truthy(index_of(header, "p:c39_a") and index_of(header, "p:c39_b"), "the header holds the widest columns")
+    local seen, n = {}, 0
+    for r = 2, #rows do
+      local key = rows[r][who] .. ":" .. rows[r][i]
+      assert.is_nil(seen[key], "row written twice: " .. key)
+      assert.are_not.equal("p:who", rows[r][who], "a header line in the body")
+      seen[key] = true
+      n = n + 1
+    end
+    assert.are.equal(4000, n)
+  end)
+
+  it("closes a quote left open at the end of an existing file instead of swallowing the new rows", function()
+    for _, widen in ipairs({ false, true }) do
+      local _, dir = csv(([[
+ev:submit({ { x = 0, obj = 0 } }); ev:gather("ALL"); ev:dump_jobs_done_to_csv(".", "damaged.csv")
+local f = io.open("damaged.csv", "a"); f:write('"open,1,7\n'); f:close()
+ev:submit({ { x = 1, obj = 1 }, { x = 2, obj = 2 %s } }); ev:gather("ALL")
+ev:dump_jobs_done_to_csv(".", "damaged.csv")
+report {}
+]]):format(widen and ", extra = 'e'" or ""))
+      local rows = H.read_csv(dir .. "/damaged.csv")
+      assert.are.equal(5, #rows, (widen and "rewrite" or "append") .. ": " .. H.read_file(dir .. "/damaged.csv"))
+      local x = index_of(rows[1], "p:x")
+      assert.are.equal("open,1,7\n", rows[3][index_of(rows[1], "p:obj")], "the damaged record keeps its bytes")
+      assert.are.same({ "0", "1", "2" }, { rows[2][x], rows[4][x], rows[5][x] })
+    end
+  end)
+
+  it("writes a job whose metadata cannot be written with the cell replaced and a warning, blocking no one", function()
+    local m = H.METHODS[1]
+    local r = H.run(([[
+local ev <close> = evaluator.create(function(job)
+  local md = { fine = job.parameters.i }
+  if job.parameters.i == 3 then md.bad_fn = print end
+  if job.parameters.i == 5 then local c = {}; c.c = c; md.bad_cycle = c end
+  return { objective = job.parameters.i, metadata = md }
+end, %q)
+if ev then
+  local batch = {}
+  for i = 1, 8 do batch[i] = { i = i } end
+  ev:submit(batch); ev:gather("ALL")
+  ev:dump_jobs_done_to_csv(".", "results.csv")
+  local left = #ev.jobs_done
+  ev:submit({ { i = 9 } }); ev:gather("ALL")
+  ev:dump_jobs_done_to_csv(".", "results.csv")
+  report { left = left }
+end
+]]):format(m.name), { np = m.np, keep = true })
+    keep(r.dir)
+    assert.are.same({ left = 0 }, H.result(r))
+    local recs = H.read_csv_records(r.dir .. "/results.csv")
+    assert.are.equal(9, #recs)
+    local by = {}
+    for _, rec in ipairs(recs) do by[rec["p:i"]] = rec end
+    assert.truthy(by["3"]["m:bad_fn"]:match("^function: "), by["3"]["m:bad_fn"])
+    assert.truthy(by["5"]["m:bad_cycle"]:match("^table: "), by["5"]["m:bad_cycle"])
+    assert.are.equal("8", by["8"]["m:fine"])
+    assert.truthy(r.stderr:find('job 0.2: metadata "bad_fn" is a function', 1, true), r.stderr)
+    assert.truthy(r.stderr:find('job 0.4: metadata "bad_cycle"', 1, true) and r.stderr:find("cyclic", 1, true), r.stderr)
+  end)
+end)
+
+describe("ev:decode follows Python's json.loads", function()
+  it("keeps null in arrays and objects (evaluator.null), reads NaN and Infinity, and big integers as floats", function()
+    local t = H.eval([[
+local ev <close> = evaluator.create(function() return 0 end, "serial")
+local text = '{"a":[1,null,3],"b":null,"big":9223372036854775808,"f":2.5,"i":Infinity,"max":9223372036854775807,"min":-9223372036854775808,"n":NaN,"ni":-Infinity,"under":-9223372036854775809}'
+local v = ev:decode(text)
+report {
+  len = #v.a, hole = v.a[2] == evaluator.null, b = v.b == evaluator.null, same_null = evaluator.null == cjson.null,
+  back = ev:convert_for_csv(v), round = ev:convert_for_csv(ev:decode(ev:convert_for_csv(v))) == ev:convert_for_csv(v),
+  nan = v.n ~= v.n, inf = v.i == math.huge, ninf = v.ni == -math.huge,
+  big = math.type(v.big), big_value = v.big == 2.0^63, max = math.type(v.max), max_ok = v.max == math.maxinteger,
+  min_ok = v.min == math.mininteger and math.type(v.min) == "integer", under = math.type(v.under),
+}
+]])
+    assert.are.equal(3, t.len)
+    assert.is_true(t.hole and t.b and t.same_null)
+    assert.are.equal('{"a":[1,null,3],"b":null,"big":9.223372036854776e+18,"f":2.5,"i":Infinity,'
+      .. '"max":9223372036854775807,"min":-9223372036854775808,"n":NaN,"ni":-Infinity,"under":-9.223372036854776e+18}', t.back)
+    assert.is_true(t.round and t.nan and t.inf and t.ninf and t.big_value and t.max_ok and t.min_ok)
+    assert.are.same({ "float", "integer", "float" }, { t.big, t.max, t.under })
   end)
 end)

@@ -22,6 +22,7 @@ local function catalog()
       [math.maxinteger] = "max key", [-0.25] = "float key", ["1"] = "string one", s = { t = { u = { 0.1, -0.0 } } } },
     empty = {},
     deep = deep,
+    nulls = { 1, evaluator.null, 3, { n = evaluator.null } },
   }
 end
 
@@ -165,6 +166,35 @@ end
     end)
 
     if m.crosses then
+      it("tables nest up to 200 levels both ways; 201 are refused with the key path's ends", function()
+        local t = H.eval(([[
+local function nest(levels) local t = { leaf = levels }; for _ = 2, levels do t = { n = t } end; return t end
+local function depth(t) local d = 0; while type(t) == "table" do d = d + 1; t = t.n or t.leaf end; return d end
+local ev <close> = evaluator.create(function(job)
+  if job.parameters.back then return { objective = depth(job.parameters.deep), out = nest(job.parameters.back) } end
+  return depth(job.parameters.deep)
+end, %q)
+if ev then
+  ev:submit({ { deep = nest(199) } })
+  local ok, err = pcall(ev.submit, ev, { { deep = nest(200) } })
+  ev:submit({ { deep = nest(1), back = 199 }, { deep = nest(1), back = 200 } })
+  local objs, errs = {}, {}
+  for _, j in ipairs(ev:gather("ALL")) do
+    objs[#objs + 1] = j.objective
+    errs[#errs + 1] = tostring(j.metadata.error)
+  end
+  table.sort(objs, function(a, b) return tostring(a) < tostring(b) end)
+  report { ok = ok, err = tostring(err), objs = objs, errs = table.concat(errs, "\n") }
+end
+]]):format(m.name), { np = m.np })
+        -- parameters is level 1, deep level 2: nest(199) makes 200 levels, nest(200) 201.
+        assert.is_false(t.ok)
+        assert.truthy(t.err:find("submit: element 1: parameters.deep.n.n\u{2026}(196 more)\u{2026}n is nested too deeply: "
+          .. "tables may nest at most 200 levels deep", 1, true), t.err)
+        assert.are.same({ 1, 199, "F" }, t.objs)
+        assert.truthy(t.errs:find("output.out.n.n\u{2026}(196 more)\u{2026}n is nested too deeply", 1, true), t.errs)
+      end)
+
       it("a run function output that cannot cross fails the job with an error naming the key", function()
         local t = H.eval(([[
 local ev <close> = evaluator.create(function(job)

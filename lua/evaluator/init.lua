@@ -6,6 +6,8 @@ local storage = require "evaluator.storage"
 local M = {}
 
 M.FAIL_RETURN_VALUE = "F"
+-- JSON null inside a decoded table (ev:decode), the same value as cjson.null: encodes back as null.
+M.null = require("cjson").null
 M.mpi = core.mpi
 M.MemoryStorage = storage.MemoryStorage
 M.SQLiteStorage = storage.SQLiteStorage
