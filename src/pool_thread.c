@@ -46,15 +46,27 @@ struct tpool {
   int serve_at;
   pthread_mutex_t fatal_mu;
   char fatal[256]; /* the first worker that could not start says why */
+  struct tpool *next_stuck;
 };
 
 /* Worker threads alive, in every pool: the program waits for them at its end. */
 static atomic_int live_threads;
 
+/* Pools whose workers were still in a job when they closed: freed once every worker is gone. */
+static tpool *stuck_pools;
+
+static void free_pool(tpool *p);
+
 void pool_thread_wait_all(void) {
   while (atomic_load(&live_threads) > 0 && !sigint_pending()) {
     struct timespec ts = {0, 1000000};
     nanosleep(&ts, NULL);
+  }
+  if (atomic_load(&live_threads) > 0) return; /* interrupted: the process is on its way out */
+  while (stuck_pools) {
+    tpool *p = stuck_pools;
+    stuck_pools = p->next_stuck;
+    free_pool(p);
   }
 }
 
@@ -217,8 +229,16 @@ static void tp_destroy(link_t *l) {
       stuck = 1;
     }
   }
-  if (stuck) return; /* its queues may still be in use: left allocated */
-  for (int i = 0; i < l->nworkers; i++) msgq_destroy(&p->workers[i].inbox);
+  if (stuck) { /* its queues may still be in use: freed when the program ends (pool_thread_wait_all) */
+    p->next_stuck = stuck_pools;
+    stuck_pools = p;
+    return;
+  }
+  free_pool(p);
+}
+
+static void free_pool(tpool *p) {
+  for (int i = 0; i < p->base.nworkers; i++) msgq_destroy(&p->workers[i].inbox);
   msgq_destroy(&p->inbox);
   pthread_mutex_destroy(&p->fatal_mu);
   free(p->workers);

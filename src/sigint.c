@@ -1,6 +1,7 @@
 /* sigint.c: Ctrl-C and SIGTERM (see sigint.h). */
 #include "sigint.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -14,9 +15,11 @@ static atomic_int interrupted;
 int sigint_pending(void) { return atomic_load_explicit(&interrupted, memory_order_relaxed); }
 
 static void on_interrupt(int sig) {
+  int saved = errno; /* the interrupted code may be about to read it */
   if (atomic_exchange(&interrupted, sig)) _exit(128 + sig); /* the second one ends at once */
   guard_t *g = guard_current();
   if (g) guard_stop_now(g);
+  errno = saved;
 }
 
 void sigint_install(void) {

@@ -60,7 +60,7 @@ void subprocess_own(pid_t pid, int owned_now) {
 
 static void on_sigchld(int sig) {
   (void)sig;
-  atomic_store(&child_ended, 1);
+  atomic_store(&child_ended, 1); /* errno untouched: nothing here sets it */
 }
 
 void subprocess_after_fork(void) {

@@ -2,6 +2,7 @@
  * call may see EINTR from it while a long job runs (SA_RESTART restarts most calls). */
 #include "ticker.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
@@ -19,7 +20,9 @@ static int tick_signal(void) { return SIGRTMIN + 3; }
 
 static void on_tick(int sig) {
   (void)sig;
+  int saved = errno; /* lua_sethook does not set it, but keep the interrupted code's value whatever */
   guard_arm(guard_current());
+  errno = saved;
 }
 
 static void *ticker_main(void *arg) {
