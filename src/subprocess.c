@@ -20,6 +20,7 @@
 
 #include "clock.h"
 #include "guard.h"
+#include "l_error.h"
 #include "sigint.h"
 #include "watchdog.h"
 
@@ -163,7 +164,8 @@ static int wait_child(lua_State *L, pid_t pid) {
       kill(-pid, SIGKILL);
       while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
       disown(pid);
-      return luaL_error(L, "interrupted");
+      lua_sethook(L, NULL, 0, 0); /* raised here, once: not again by the hook Ctrl-C armed */
+      return lerr_user(L, "interrupted");
     }
     if (g && atomic_load(&g->running)) {
       double now = clock_now();
