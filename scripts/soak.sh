@@ -2,8 +2,9 @@
 # soak.sh: a few minutes of jobs through every method (scripts/soak.lua): SOAK_JOBS in all (default
 # 200000), a fifth each for serial, thread and process (two evaluators each, taking turns) and two
 # fifths for two mpicomm runs at once (3 ranks each), with random failures, job_timeout stops,
-# crashes (process) and a budget that cancels a last batch; every evaluator dumps into ONE CSV
-# and stores into ONE SQLite file. Then checks: the CSV holds exactly the jobs each evaluator
+# crashes (process) and a budget that cancels a last batch; the two evaluators of each run, and the
+# two mpicomm runs at once, dump into one CSV per phase (a run's first dump replaces a file a
+# previous run left, as DeepHyper's does), and every evaluator stores into ONE SQLite file. Then checks: the CSV holds exactly the jobs each evaluator
 # gathered (by its p:src column), none twice, one header; the storage holds exactly as many jobs
 # per search, none twice; each run's RSS at the end is within 1.2x (+4 MB) of its RSS halfway. Ends with one line "N passed, N failed".
 set -uo pipefail
@@ -25,33 +26,37 @@ check() { # check DESCRIPTION COMMAND...
 fifth=$((JOBS / 5))
 start=$(date +%s)
 for m in serial thread process; do
-  check "$m: $fifth jobs ran" timeout -k 10 600 "$BIN" "$ROOT/scripts/soak.lua" "$m" "$fifth" results.csv soak.db "out-$m.lua"
+  check "$m: $fifth jobs ran" timeout -k 10 600 "$BIN" "$ROOT/scripts/soak.lua" "$m" "$fifth" "results-$m.csv" soak.db "out-$m.lua"
 done
-timeout -k 10 600 mpirun --oversubscribe -np 3 "$BIN" "$ROOT/scripts/soak.lua" mpicomm "$fifth" results.csv soak.db out-mpi1.lua M1 &
+timeout -k 10 600 mpirun --oversubscribe -np 3 "$BIN" "$ROOT/scripts/soak.lua" mpicomm "$fifth" results-mpicomm.csv soak.db out-mpi1.lua M1 &
 p1=$!
-timeout -k 10 600 mpirun --oversubscribe -np 3 "$BIN" "$ROOT/scripts/soak.lua" mpicomm "$fifth" results.csv soak.db out-mpi2.lua M2 &
+timeout -k 10 600 mpirun --oversubscribe -np 3 "$BIN" "$ROOT/scripts/soak.lua" mpicomm "$fifth" results-mpicomm.csv soak.db out-mpi2.lua M2 &
 p2=$!
 check "mpicomm run 1: $fifth jobs ran" wait $p1
 check "mpicomm run 2: $fifth jobs ran" wait $p2
 echo "soak: $((4 * fifth + fifth)) jobs pushed in $(($(date +%s) - start)) s"
 
-# The CSV against what each evaluator gathered: python's csv module reads it.
-python3 - results.csv out-*.lua >csv-check.txt <<'PY'
+# The CSVs against what each evaluator gathered: python's csv module reads them.
+python3 - results-*.csv -- out-*.lua >csv-check.txt <<'PY'
 import csv, re, sys
-rows = list(csv.reader(open(sys.argv[1], newline="")))
-header, body = rows[0], rows[1:]
-src, jid = header.index("p:src"), header.index("job_id")
-seen, per, dup, headers = set(), {}, 0, sum(1 for r in body if r and r[0] == header[0])
-for r in body:
-    key = (r[src], r[jid])
-    dup += key in seen
-    seen.add(key)
-    per[r[src]] = per.get(r[src], 0) + 1
+sep = sys.argv.index("--")
+seen, per, dup, headers, nrows = set(), {}, 0, 0, 0
+for path in sys.argv[1:sep]:
+    rows = list(csv.reader(open(path, newline="")))
+    header, body = rows[0], rows[1:]
+    src, jid = header.index("p:src"), header.index("job_id")
+    headers += sum(1 for r in body if r and r[0] == header[0])
+    nrows += len(body)
+    for r in body:
+        key = (r[src], r[jid])
+        dup += key in seen
+        seen.add(key)
+        per[r[src]] = per.get(r[src], 0) + 1
 want = {}
-for f in sys.argv[2:]:
+for f in sys.argv[sep + 1:]:
     for name, dumped in re.findall(r'name = "([^"]+)", search_id = "[^"]*", gathered = \d+, dumped = (\d+)', open(f).read()):
         want[name] = int(dumped)
-print("rows", len(body), "duplicates", dup, "headers_in_body", headers)
+print("rows", nrows, "duplicates", dup, "headers_in_body", headers)
 for name in sorted(set(want) | set(per)):
     print("src", name, "csv", per.get(name, 0), "gathered", want.get(name, -1))
 PY

@@ -32,6 +32,7 @@
 
 #define CORE_MT "evaluator.Core"
 #define POLL_SLICE 0.05 /* seconds between checks of the budget and of Ctrl-C while waiting */
+#define STOP_GRACE 5.0  /* seconds an interrupted close waits for stopped jobs to come back */
 
 /* The methods: every one is an executor (executor.h); nothing below knows which it is. */
 static const struct method {
@@ -137,9 +138,11 @@ static void check_interrupt(lua_State *L) {
 }
 
 /* Gather into x until `target` jobs came back, then take what else is ready. Raises "interrupted"
- * on Ctrl-C unless closing (close must bring every job back). */
-static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target, int closing) {
+ * on Ctrl-C unless closing (close must bring every job back); gives up at give_up (monotonic, 0 =
+ * never). */
+static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target, int closing, double give_up) {
   for (;;) {
+    if (give_up > 0 && clock_now() >= give_up) return;
     budget_check(c);
     double wait = x->count >= target ? 0 : POLL_SLICE, now = clock_now();
     if (c->budget > 0 && !c->budget_spent && c->budget - now < wait) wait = c->budget - now;
@@ -241,7 +244,7 @@ static int core_collect(lua_State *L) {
   if (!c->ex) return hand_over(L, &x);
   lua_Integer outstanding = (lua_Integer)c->jobs.in_flight + x.count;
   lua_Integer target = strcmp(mode, "ALL") == 0 ? outstanding : (size < outstanding ? size : outstanding);
-  collect(L, c, &x, target, 0);
+  collect(L, c, &x, target, 0, 0);
   return hand_over(L, &x);
 }
 
@@ -279,6 +282,21 @@ static int core_num_workers(lua_State *L) {
   return 1;
 }
 
+/* Jobs that did not come back (their worker is stuck or gone) come back cancelled. */
+static void abandon_in_flight(core_t *c, collect_ctx *x) {
+  static const char why[] = "job cancelled: its worker did not stop it in time";
+  buf_t out;
+  buf_init(&out);
+  outcome_encode_message(RUN_CANCELLED, why, sizeof why - 1, &out);
+  double now = clock_now();
+  for (uint32_t slot = 0; c->jobs.in_flight > 0 && slot < c->jobs.cap; slot++) {
+    if (!c->jobs.recs[slot].in_use) continue;
+    exec_result r = {slot, now, now, -1, out.data, out.len};
+    on_result(x, &r);
+  }
+  buf_free(&out);
+}
+
 static void release(core_t *c) {
   if (!c->ex) return;
   c->ex->ops->destroy(c->ex);
@@ -293,11 +311,16 @@ static int core_close(lua_State *L) {
   with_pending(L);
   collect_ctx x = ready_list(L, c);
   if (!c->ex) return hand_over(L, &x);
-  if (sigint_pending()) wait = 0, cancel = 1; /* Ctrl-C: nothing is worth waiting for */
+  int interrupted = sigint_pending() != 0;
+  if (interrupted) wait = 0, cancel = 1; /* Ctrl-C: nothing is worth waiting for */
   if (cancel) c->ex->ops->cancel(c->ex, !wait);
-  if (wait || cancel) collect(L, c, &x, (lua_Integer)c->jobs.in_flight + x.count, 1);
+  /* Interrupted, the process is on its way out: a worker stuck where no stop reaches (inside a C
+   * call) is not waited for beyond STOP_GRACE. */
+  double give_up = interrupted ? clock_now() + STOP_GRACE : 0;
+  if (wait || cancel) collect(L, c, &x, (lua_Integer)c->jobs.in_flight + x.count, 1, give_up);
   c->ex->ops->shutdown(c->ex);
-  collect(L, c, &x, x.count, 1); /* what the shutdown gave back */
+  collect(L, c, &x, x.count, 1, 0); /* what the shutdown gave back */
+  abandon_in_flight(c, &x);
   release(c);
   return hand_over(L, &x);
 }
