@@ -166,3 +166,30 @@ describe("docs/API.md's Lua examples run as written", function()
     end)
   end
 end)
+
+-- GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'.
+local function slug(heading)
+  return (heading:lower():gsub("[^%w%s_-]", ""):gsub("%s", "-"))
+end
+
+local function anchors(text)
+  local set = {}
+  for h in (text .. "\n"):gmatch("\n#+ ([^\n]+)") do set[slug(h)] = true end
+  return set
+end
+
+describe("the documentation's links", function()
+  it("every link to a section (#anchor) of README.md or docs/API.md names a heading that exists", function()
+    local docs = { ["README.md"] = read("README.md"), ["docs/API.md"] = read("docs/API.md") }
+    local targets = { ["README.md"] = anchors(docs["README.md"]), ["docs/API.md"] = anchors(docs["docs/API.md"]) }
+    local checked = 0
+    for name, text in pairs(docs) do
+      for file, anchor in text:gmatch("%]%(([^)#]*)#([^)]+)%)") do
+        local target = file == "" and name or (file:match("README%.md$") and "README.md" or "docs/API.md")
+        assert.is_true(targets[target][anchor] == true, ("%s links to %s#%s, which has no such heading"):format(name, target, anchor))
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 10, "only " .. checked .. " links found")
+  end)
+end)
