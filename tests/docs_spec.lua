@@ -4,7 +4,8 @@
 -- scripts (each ```lua block whose first line is `-- NAME.lua`, e.g. search.lua and
 -- first_search.lua); every ```lua example of docs/API.md is run and its `--> ` comments are checked
 -- against what it printed. A command that cannot run inside this suite must be in ELSEWHERE, which
--- names the test that runs it; a command in neither fails the suite.
+-- names the test that runs it; a command in neither fails the suite. Every link to a section of
+-- README.md or docs/API.md names a heading that exists.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
 
