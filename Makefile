@@ -10,7 +10,7 @@ LUA ?= lua5.4
 SAN ?=
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread -Isrc -I$(BUILD) $(shell pkg-config --cflags lua5.4) $(SAN)
-LDLIBS = $(shell pkg-config --libs lua5.4) -llua5.4-cjson -lsqlite3 -lm -pthread $(SAN)
+LDLIBS = $(shell pkg-config --libs lua5.4) -llua5.4-cjson -lsqlite3 -lhiredis -lm -pthread $(SAN)
 
 BUILD ?= build
 SRCS = $(wildcard src/*.c)

@@ -24,7 +24,10 @@ mkdir -p "$OUT"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/evl-bench.XXXXXX")
 LOG=$WORK/log.txt
 : >"$LOG"
-cleanup() { [ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: logs kept in $WORK" || rm -rf "$WORK"; }
+cleanup() {
+  [ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null # row 10's server
+  [ "${BENCH_KEEP:-0}" = 1 ] && echo "bench: logs kept in $WORK" || rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 QUICK=${BENCH_QUICK:-0}
@@ -37,6 +40,7 @@ if [ "$QUICK" = 1 ]; then
   GROW_N=20000 GROW_C=1000 GROW_REPS=1  # row 6
   INT_NOOP=5000 INT_CPU=4 INT_SECONDS=0.05  # row 7
   M_NOOP=2000 M_CPU=4 M_SECONDS=0.1         # row 8
+  ST_N=5000                                 # row 10
   TMO=60
 else
   REPS=${BENCH_REPS:-5}
@@ -47,6 +51,7 @@ else
   GROW_N=1000000 GROW_C=10000 GROW_REPS=${BENCH_GROW_REPS:-3}
   INT_NOOP=50000 INT_CPU=8 INT_SECONDS=0.2
   M_NOOP=20000 M_CPU=8 M_SECONDS=0.25
+  ST_N=20000
   TMO=300
 fi
 FLOOR_DEPTH=${BENCH_FLOOR_DEPTH:-2}
@@ -337,6 +342,35 @@ for fn in ackley rosenbrock; do
       "above 1: $d finds better points than random search"
   done
 done
+
+# ---- 10: storage: the async loop with no storage, SQLite, Redis, in one mpirun -------------------
+note "10: storage: the async loop (64 jobs in flight) with no storage, SQLiteStorage, RedisStorage ($REPS runs)"
+RPORT=""
+for ((try = 0; try < 5; try++)); do # a private redis-server on a free loopback port
+  [ -n "$RPORT" ] && break
+  p=$((20000 + RANDOM % 40000))
+  redis-server --port "$p" --bind 127.0.0.1 --daemonize yes --dir "$WORK" --pidfile "$WORK/redis.pid" \
+    --logfile "$WORK/redis.log" --save '' --appendonly no >/dev/null 2>&1 || continue
+  for ((k = 0; k < 50; k++)); do
+    redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && { RPORT=$p; break; }
+    sleep 0.1
+  done
+done
+[ -n "$RPORT" ] || note "redis-server did not start (apt-get install redis-server): row 10 cannot be measured"
+ST_NONE=() ST_SQ=() ST_RD=() ST_RS=() ST_RR=()
+for ((i = 1; i <= REPS; i++)); do
+  rm -f "$WORK"/storage.db*
+  o=""
+  [ -n "$RPORT" ] && { o=$(mpi 3 "$BIN" bench/storage.lua "$ST_N" "$WORK/storage.db" "$RPORT") || o=""; }
+  ST_NONE+=("$(field STORAGE none "$o")") ST_SQ+=("$(field STORAGE sqlite "$o")") ST_RD+=("$(field STORAGE redis "$o")")
+  ST_RS+=("$(field STORAGE sqlite_ratio "$o")") ST_RR+=("$(field STORAGE redis_ratio "$o")")
+  note "  run $i: $(printf '%s\n' "$o" | grep '^STORAGE' | cut -d' ' -f2-)"
+done
+[ -f "$WORK/redis.pid" ] && kill "$(cat "$WORK/redis.pid")" 2>/dev/null && rm -f "$WORK/redis.pid"
+rm -f "$WORK"/storage.db*
+row 10a "storage: async loop, SQLiteStorage / no storage" "$(fmt '%.3fx' "$(median "${ST_RS[@]}")")" ">= 0.5x" ">=" 0.5 "$(median "${ST_RS[@]}")" \
+  "$(fmt '%.0f' "$(median "${ST_NONE[@]}")") jobs/s without, $(fmt '%.0f' "$(median "${ST_SQ[@]}")") with SQLite, $(fmt '%.0f' "$(median "${ST_RD[@]}")") with Redis; $ST_N jobs, 3 ranks"
+row 10b "storage: async loop, RedisStorage / no storage" "$(fmt '%.3fx' "$(median "${ST_RR[@]}")")" ">= 0.3x" ">=" 0.3 "$(median "${ST_RR[@]}")"
 
 print_table
 [ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }

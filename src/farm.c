@@ -276,15 +276,16 @@ static void farm_set_budget(executor_t *ex, double deadline) {
 
 static void farm_cancel(executor_t *ex, int running) {
   farm_t *f = (farm_t *)ex;
-  uint32_t slot;
-  uint64_t n;
-  const char *params;
-  size_t len;
-  while (jobq_pop(&f->queue, &slot, &n, &params, &len) == 0) wire_put_u32(&f->cancelled, slot);
+  jobq_take_slots(&f->queue, &f->cancelled);
   send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
 }
 
-static void farm_shutdown(executor_t *ex) { send_ctrl_to_busy((farm_t *)ex, CTRL_STOP, 0); }
+/* Jobs never handed out will not run: they come back cancelled through the last poll. */
+static void farm_shutdown(executor_t *ex) {
+  farm_t *f = (farm_t *)ex;
+  jobq_take_slots(&f->queue, &f->cancelled);
+  send_ctrl_to_busy(f, CTRL_STOP, 0);
+}
 
 static void farm_destroy(executor_t *ex) {
   farm_t *f = (farm_t *)ex;

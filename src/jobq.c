@@ -47,3 +47,11 @@ int jobq_pop(jobq_t *q, uint32_t *slot, uint64_t *n, const char **params, size_t
   q->count--;
   return 0;
 }
+
+void jobq_take_slots(jobq_t *q, buf_t *slots) {
+  uint32_t slot;
+  uint64_t n;
+  const char *params;
+  size_t len;
+  while (jobq_pop(q, &slot, &n, &params, &len) == 0) wire_put_u32(slots, slot);
+}

@@ -25,4 +25,7 @@ void jobq_push_encoded(jobq_t *q, const char *p, size_t len, uint32_t count);
  * the queue is empty, or malformed (then it is emptied: its own encoder cannot make one). */
 int jobq_pop(jobq_t *q, uint32_t *slot, uint64_t *n, const char **params, size_t *len);
 
+/* Empty the queue, appending each job's slot to slots (u32 each): jobs that will never run. */
+void jobq_take_slots(jobq_t *q, buf_t *slots);
+
 #endif

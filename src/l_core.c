@@ -27,7 +27,6 @@
 #include "runner.h"
 #include "runtime.h"
 #include "sigint.h"
-#include "storage_sqlite.h"
 #include "subprocess.h"
 #include "wire.h"
 
@@ -410,6 +409,13 @@ static void note_start(void) {
   started_at = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* core.in_worker_thread() -> whether this state is a thread pool's worker re-running the script
+ * (its creates serve or give nil: nothing there keeps jobs or makes searches). */
+static int l_in_worker_thread(lua_State *L) {
+  lua_pushboolean(L, runtime_of(L)->worker_link != NULL);
+  return 1;
+}
+
 static int l_abort(lua_State *L) {
   int code = (int)luaL_optinteger(L, 1, 1);
   fflush(NULL);
@@ -431,8 +437,8 @@ int luaopen_evaluator_core(lua_State *L) {
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
       {"new", core_new}, {"abort", l_abort}, {"raise", lerr_raise}, {"json_encode", l_json_encode},
-      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump}, {"sqlite_open", l_sqlite_open},
-      {"file_mtime", l_file_mtime}, {NULL, NULL}};
+      {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump},
+      {"file_mtime", l_file_mtime}, {"in_worker_thread", l_in_worker_thread}, {NULL, NULL}};
   luaL_newlib(L, fns);
   pthread_once(&started_once, note_start);
   lua_pushnumber(L, started_at);

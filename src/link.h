@@ -53,6 +53,9 @@ typedef struct wlink_ops {
 struct wlink {
   const wlink_ops *ops;
   int rank; /* as reported in metadata.rank */
+  int flush_each; /* send every result before the next job: a worker that may die mid-job (a
+                   * process) then never takes finished results with it, and the root knows that
+                   * the oldest job it has no result for is the one that was running */
   char err[256];
 };
 

@@ -124,6 +124,7 @@ static void child_main(ppool *p, int w, int fd, pid_t parent) {
   memset(&c, 0, sizeof c);
   c.base.ops = &child_link_ops;
   c.base.rank = w + 1;
+  c.base.flush_each = 1;
   c.fd = fd;
   buf_init(&c.in);
   int rc = worker_serve(p->runner, &c.base);

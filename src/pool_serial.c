@@ -9,7 +9,6 @@
 #include "jobq.h"
 #include "pool_mpi.h"
 #include "runner.h"
-#include "wire.h"
 
 typedef struct serial {
   executor_t ex;
@@ -48,11 +47,7 @@ static void serial_set_budget(executor_t *ex, double deadline) { ex->budget = de
 static void serial_cancel(executor_t *ex, int running) {
   (void)running;
   serial_t *s = (serial_t *)ex;
-  uint32_t slot;
-  uint64_t n;
-  const char *params;
-  size_t len;
-  while (jobq_pop(&s->queue, &slot, &n, &params, &len) == 0) wire_put_u32(&s->cancelled, slot);
+  jobq_take_slots(&s->queue, &s->cancelled);
 }
 
 /* Nothing would run what is left: it comes back cancelled. */

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <lua.h>
 
 #include "farm.h"
 #include "link.h"
@@ -165,10 +164,10 @@ static void *thread_main(void *arg) {
   runtime_set_args(&rt);
   char why[200];
   if (runtime_load(&rt) != LUA_OK) {
-    snprintf(why, sizeof why, "cannot re-read the script to run it in this thread: %s", lua_tostring(rt.L, -1));
+    snprintf(why, sizeof why, "cannot re-read the script to run it in this thread: %s", runtime_message(&rt));
     set_fatal(p, t->w, why);
   } else if (runtime_run(&rt) != LUA_OK) {
-    snprintf(why, sizeof why, "%s", lua_tostring(rt.L, -1));
+    snprintf(why, sizeof why, "%s", runtime_message(&rt));
     set_fatal(p, t->w, why);
   } else if (!rt.served) {
     snprintf(why, sizeof why, "the script ended without reaching its evaluator.create call number %d, "

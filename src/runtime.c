@@ -19,6 +19,11 @@
 
 runtime_t *runtime_of(lua_State *L) { return *(runtime_t **)lua_getextraspace(L); }
 
+const char *runtime_message(runtime_t *rt) {
+  const char *msg = lua_tostring(rt->L, -1);
+  return msg ? msg : "(error object is not a string)";
+}
+
 static int load_embedded(lua_State *L) {
   const embedded_module *m = lua_touserdata(L, lua_upvalueindex(1));
   if (luaL_loadbuffer(L, m->source, m->len, m->chunkname) != LUA_OK) return lua_error(L);
@@ -97,7 +102,7 @@ int runtime_open(runtime_t *rt) {
     lua_setfield(L, LUA_REGISTRYINDEX, "LUA_NOENV");
   }
   luaL_openlibs(L);
-  spawn_install(L);
+  subprocess_install(L);
   lco_install(L);
   preload(L);
   guard_attach(&rt->guard);

@@ -63,6 +63,9 @@ int runtime_run(runtime_t *rt);
  * work on any stack depth (a message handler cannot be stopped). */
 void runtime_push_traceback(lua_State *L, const char *msg, int level);
 
+/* The message on top of rt's stack after runtime_load or runtime_run failed. */
+const char *runtime_message(runtime_t *rt);
+
 /* The runtime that owns L (stored in its extra space). */
 runtime_t *runtime_of(lua_State *L);
 

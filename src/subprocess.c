@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +29,7 @@ extern char **environ;
 #define MAX_OWNED 1024
 static pthread_mutex_t owned_lock = PTHREAD_MUTEX_INITIALIZER;
 static pid_t owned[MAX_OWNED];
-static volatile sig_atomic_t child_ended;
+static atomic_int child_ended; /* set by SIGCHLD's handler, read by every thread: lock-free atomic */
 
 /* With owned_lock held. */
 static void own_locked(pid_t pid, int add) {
@@ -59,7 +60,7 @@ void subprocess_own(pid_t pid, int owned_now) {
 
 static void on_sigchld(int sig) {
   (void)sig;
-  child_ended = 1;
+  atomic_store(&child_ended, 1);
 }
 
 void subprocess_after_fork(void) {
@@ -76,8 +77,7 @@ void subprocess_init(void) {
 }
 
 void subprocess_reap_orphans(void) {
-  if (!child_ended) return;
-  child_ended = 0;
+  if (!atomic_exchange(&child_ended, 0)) return;
   /* Under owned_lock: a command being spawned is registered before anyone can reap it. */
   pthread_mutex_lock(&owned_lock);
   for (;;) {
@@ -86,7 +86,7 @@ void subprocess_reap_orphans(void) {
     /* Peek first (WNOWAIT): a child someone waits for must keep its exit status. */
     if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0) break;
     if (is_owned_locked(si.si_pid)) {
-      child_ended = 1; /* try again later, once its owner has it */
+      atomic_store(&child_ended, 1); /* try again later, once its owner has it */
       break;
     }
     waitpid(si.si_pid, NULL, WNOHANG);
@@ -292,7 +292,7 @@ static int io_popen(lua_State *L) {
   return 1;
 }
 
-void spawn_install(lua_State *L) {
+void subprocess_install(lua_State *L) {
   lua_getglobal(L, "os");
   lua_pushcfunction(L, os_execute);
   lua_setfield(L, -2, "execute");

@@ -7,7 +7,7 @@
 #include <lua.h>
 
 /* Replace os.execute and io.popen in L (after the standard libraries are open). */
-void spawn_install(lua_State *L);
+void subprocess_install(lua_State *L);
 
 /* The process is a child subreaper (main.c): commands' orphans come back to it when they end.
  * Reap those zombies, and only those: a child some os.execute or io.popen still waits for is left

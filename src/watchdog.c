@@ -7,7 +7,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
+#include <linux/close_range.h>
 #include <unistd.h>
 
 #define MAX_GROUPS 4096
@@ -39,10 +39,11 @@ static void watch(int rfd) {
   prctl(PR_SET_NAME, "evl-watchdog");
   int null = open("/dev/null", O_RDWR);
   for (int fd = 0; fd < 3; fd++) dup2(null, fd);
-  struct rlimit rl;
-  int maxfd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
-  for (int fd = 3; fd < maxfd; fd++)
-    if (fd != rfd) close(fd);
+  if (rfd != 3) { /* keep only the pipe, as fd 3 */
+    dup2(rfd, 3);
+    rfd = 3;
+  }
+  close_range(4, ~0U, 0);
   static pid_t groups[MAX_GROUPS];
   int n = 0;
   record r;

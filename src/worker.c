@@ -150,7 +150,8 @@ static void run_one(wctx *w) {
   double took = t1 - t0;
   w->avg_job = 0.8 * w->avg_job + 0.2 * took;
   /* Send now unless the next job is likely short enough for this result to wait for it. */
-  if (w->q.count == 0 || w->nresults >= FLUSH_COUNT || t1 + w->avg_job - w->first_result > FLUSH_AGE) flush_results(w);
+  if (w->l->flush_each || w->q.count == 0 || w->nresults >= FLUSH_COUNT || t1 + w->avg_job - w->first_result > FLUSH_AGE)
+    flush_results(w);
 }
 
 int worker_serve(runner_t *r, wlink_t *l) {

@@ -6,12 +6,7 @@
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
 
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("a")
-  p:close()
-  return out
-end
+local capture = H.capture
 
 -- The marker as a pattern that does not match itself: the shell running pgrep has it in its
 -- command line too.

@@ -26,6 +26,7 @@ local function capture(cmd)
   p:close()
   return out
 end
+H.capture = capture
 
 local function absolute(path)
   if path:sub(1, 1) == "/" then return path end
@@ -200,6 +201,22 @@ end
 --- Runs a script and returns its one result.
 function H.eval(script, opts)
   return H.result(H.run(script, opts))
+end
+
+--- Runs `body` on the root of an evaluator of method m (an entry of H.METHODS) made with `run`
+--- (Lua source of a function) and `kw` (Lua source of a table, or nil); `body` sees `ev` and calls
+--- report{...}. Returns what it reported (H.eval).
+function H.on_root(m, run, kw, body, opts)
+  local src = ([[
+local METHOD = %q
+local ev <close> = evaluator.create(%s, METHOD, %s)
+if ev then
+%s
+end
+]]):format(m.name, run, kw or "nil", body)
+  opts = opts or {}
+  opts.np = opts.np or m.np
+  return H.eval(src, opts)
 end
 
 --- Counts the non-overlapping occurrences of a plain string.

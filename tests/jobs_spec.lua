@@ -3,20 +3,7 @@
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
 
--- Runs `body` on the root of an evaluator of method m made with `run` (Lua source of a function)
--- and `kw` (Lua source of a table); `body` sees `ev` and calls report{...}.
-local function on_root(m, run, kw, body, opts)
-  local src = ([[
-local METHOD = %q
-local ev <close> = evaluator.create(%s, METHOD, %s)
-if ev then
-%s
-end
-]]):format(m.name, run, kw or "nil", body)
-  opts = opts or {}
-  opts.np = opts.np or m.np
-  return H.eval(src, opts)
-end
+local on_root = H.on_root
 
 for _, m in ipairs(H.METHODS) do
   describe(("jobs with method %q on %d rank(s)"):format(m.name, m.np), function()

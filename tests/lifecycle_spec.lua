@@ -4,18 +4,7 @@
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
 
-local function on_root(m, run, kw, body, opts)
-  local src = ([[
-local METHOD = %q
-local ev <close> = evaluator.create(%s, METHOD, %s)
-if ev then
-%s
-end
-]]):format(m.name, run, kw or "nil", body)
-  opts = opts or {}
-  opts.np = opts.np or m.np
-  return H.eval(src, opts)
-end
+local on_root = H.on_root
 
 for _, m in ipairs(H.METHODS) do
   describe(("the job lifecycle with method %q"):format(m.name), function()
@@ -191,5 +180,26 @@ report { n = ev.num_workers, overlap = overlap }
     assert.are.equal(0, r.code, H.describe(r))
     assert.are.same({ n = 3, overlap = false }, H.result(r))
     assert.truthy(r.stderr:find("runs one job at a time", 1, true), H.describe(r))
+  end)
+end)
+
+describe("process workers prefetch", function()
+  it("a crash fails only the job it ran: the jobs the worker held are requeued and run", function()
+    local t = H.eval([[
+local ev <close> = evaluator.create(function(job)
+  if job.parameters.i == 50 then os.exit(3) end
+  return job.parameters.i
+end, "process", { num_workers = 1 })
+local list = {}
+for i = 1, 200 do list[i] = { i = i } end
+ev:submit(list)
+local out, crashed = {}, {}
+for _, j in ipairs(ev:gather("ALL")) do
+  if j.objective == "F_CRASHED" then crashed[#crashed + 1] = j.parameters.i
+  elseif j.objective == j.parameters.i then out[#out + 1] = j.parameters.i end
+end
+report { done = #out, crashed = crashed, n = ev.num_jobs_gathered }
+]], { timeout = 60 })
+    assert.are.same({ done = 199, crashed = { 50 }, n = 200 }, t)
   end)
 end)

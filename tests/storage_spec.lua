@@ -1,8 +1,21 @@
 -- storage_spec.lua: evaluator.SQLiteStorage(path): the storage API, exact values, resuming a
 -- search from a second process, unknown search ids, two processes sharing one file, a path that
--- cannot be opened; and RedisStorage, which is not implemented.
+-- cannot be opened; many ranks opening a new file at once; kill -9 then resume; evaluators
+-- sharing a search; damaged, foreign and locked files; export. (redis_spec.lua: the same for Redis.)
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
+local C = require "storage_cases"
+
+local function STORE(dir) return ("evaluator.SQLiteStorage(%q)"):format(dir .. "/store.db") end
+
+-- Runs python3 code (with sqlite3 imported and DB the path of store.db in dir); returns its output.
+local function py(dir, code)
+  local p = assert(io.popen(("cd %s && python3 -c %s 2>&1"):format(H.quote(dir),
+    H.quote("import sqlite3, sys, os, random\nDB = 'store.db'\n" .. code))))
+  local out = p:read("a")
+  p:close()
+  return out
+end
 
 -- Runs `script` in `dir` (kept by the caller) with the serial method's one rank.
 local function run_in(dir, script, opts)
@@ -202,13 +215,290 @@ report { ok = ok, err = tostring(err) }
   end)
 end)
 
-describe("RedisStorage", function()
-  it("raises an error saying it is not implemented", function()
+
+describe("SQLiteStorage shared by ranks, processes and runs", function()
+  it("10 runs of 6 ranks opening one new file at once: no failure", function()
+    local script = [[
+local store = evaluator.SQLiteStorage("new.db")
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "mpicomm", { storage = store })
+if ev then
+  local l = {}
+  for i = 1, 10 do l[i] = { i = i } end
+  ev:submit(l)
+  report { n = #ev:gather("ALL"), stored = #store:load_all_job_ids(ev.search_id) }
+end
+]]
+    for run = 1, 10 do
+      local r = H.run(script, { np = 6, timeout = 90 })
+      local t = H.result(r)
+      assert.are.same({ n = 10, stored = 10 }, t, "run " .. run)
+    end
+  end)
+
+  C.its(it, STORE, function() return "store.db" end)
+end)
+
+describe("SQLiteStorage: bad files, failed writes", function()
+  it("a damaged file: every call raises or returns everything, never a shorter result", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local sid = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+for r = 1, 30 do
+  local l = {}
+  for i = 1, 100 do l[i] = { i = i, pad = ("x"):rep(200) } end
+  ev:submit(l)
+  ev:gather("ALL")
+end
+report { sid = ev.search_id }
+]], { dir = dir, timeout = 60 })).sid
+      -- a third of the pages after the first overwritten with noise
+      py(dir, [[
+size = os.path.getsize(DB); pages = size // 4096
+random.seed(7)
+with open(DB, 'r+b') as f:
+    for p in random.sample(range(1, pages), pages // 3):
+        f.seek(p * 4096); f.write(bytes(random.getrandbits(8) for _ in range(4096)))
+]])
+      local t = H.result(H.run(([[
+local sid = %q
+local results = {}
+local function try(name, f)
+  local ok, v = pcall(f)
+  results[name] = ok and ("ok " .. v) or ("error " .. tostring(v))
+end
+local store
+try("open", function() store = evaluator.SQLiteStorage("store.db"); return 0 end)
+if store then
+  local ids
+  try("ids", function() ids = store:load_all_job_ids(sid); return #ids end)
+  if ids then
+    try("load", function()
+      local n = 0
+      for _ in pairs(store:load_jobs(ids)) do n = n + 1 end
+      return n
+    end)
+  end
+  try("others", function()
+    local ev <close> = evaluator.create(function() return 0 end, "serial", { storage = store, search_id = sid })
+    return #ev:gather_other_jobs_done()
+  end)
+end
+report(results)
+]]):format(sid), { dir = dir, timeout = 60 }))
+      local errors = 0
+      for name, v in pairs(t) do
+        if v:match("^error") then
+          errors = errors + 1
+          assert.truthy(v:find("store.db", 1, true), name .. ": the error names the file: " .. v)
+        elseif name ~= "open" then
+          assert.are.equal("ok 3000", v, name .. " returned a shorter result without an error")
+        end
+      end
+      assert.is_true(errors > 0, "a third of the pages damaged and no call noticed")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("another program's database is refused before anything in it changes; a non-SQLite file is an error", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      py(dir, "c = sqlite3.connect(DB); c.execute('CREATE TABLE users (name TEXT)'); c.execute(\"INSERT INTO users VALUES ('ann')\"); c.commit()")
+      H.write_file(dir .. "/notes.db", ("not a database at all\n"):rep(200))
+      local t = H.result(H.run([[
+local ok, err = pcall(function() local s = evaluator.SQLiteStorage("store.db"); return s end)
+local ok2, err2 = pcall(evaluator.SQLiteStorage, "notes.db")
+report { ok = ok, err = tostring(err), ok2 = ok2, err2 = tostring(err2) }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find('SQLiteStorage("store.db")', 1, true), t.err)
+      assert.truthy(t.err:find("not an evaluator-lua storage", 1, true), t.err)
+      assert.truthy(t.err:find("script.lua:2:", 1, true), "the error names the user's line: " .. t.err)
+      assert.are.equal("delete|users", py(dir, "c = sqlite3.connect(DB); print(c.execute('PRAGMA journal_mode').fetchone()[0] + '|' + ','.join(r[0] for r in c.execute('SELECT name FROM sqlite_master')), end='')"))
+      assert.is_false(t.ok2)
+      assert.truthy(t.err2:find("notes.db", 1, true) and t.err2:find("not a database", 1, true), t.err2)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("a failed step leaves no transaction open: another process can write at once", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local t = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return 1 end, "serial", { storage = store })
+ev:submit({ { i = 1 } })
+ev:gather("ALL")
+-- another program renames a table under our feet: the next submit's statement fails after BEGIN
+os.execute([=[python3 -c "import sqlite3; c = sqlite3.connect('store.db'); c.execute('ALTER TABLE searches RENAME TO gone'); c.commit()"]=])
+pcall(store.load_all_search_ids, store) -- fails, and makes this connection read the new schema
+local ok, err = pcall(ev.submit, ev, { { i = 2 } })
+local p = io.popen([=[python3 -c "
+import sqlite3
+c = sqlite3.connect('store.db', timeout=0.5, isolation_level=None)
+try:
+    c.execute('BEGIN IMMEDIATE'); c.execute('ALTER TABLE gone RENAME TO searches'); c.execute('COMMIT'); print('written')
+except Exception as e:
+    print('blocked:', e)
+" 2>&1]=])
+local other = p:read("a")
+p:close()
+report { ok = ok, err = tostring(err), other = other }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find("store.db", 1, true), t.err)
+      assert.are.equal("written\n", t.other, "the failed submit left the write lock held: " .. t.other)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("a write that fails (the file locked too long) loses no job: the next gather stores and returns them", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local t = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db", { timeout = 0.3 })
+local calls = 0
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial",
+  { storage = store, callbacks = { on_done = function() calls = calls + 1 end } })
+ev:submit({ { i = 1 }, { i = 2 }, { i = 3 } })
+-- another process holds the write lock for 2 s
+os.execute([=[python3 -c "
+import sqlite3, time
+c = sqlite3.connect('store.db', isolation_level=None); c.execute('BEGIN IMMEDIATE'); open('locked', 'w').close(); time.sleep(2); c.execute('COMMIT')
+" &]=])
+while not io.open("locked") do end
+local ok, err = pcall(ev.gather, ev, "ALL")
+local kept, calls_then = #ev.jobs_done, calls
+wait_s(2.5)
+local again = ev:gather("ALL")
+local ids = {}
+for i, j in ipairs(again) do ids[i] = j.id end
+report { ok = ok, err = tostring(err), kept = kept, calls_then = calls_then, ids = ids, calls = calls,
+  stored = #store:load_all_job_ids(ev.search_id), jobs_done = #ev.jobs_done }
+]], { dir = dir, timeout = 30 }))
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find("not stored yet", 1, true) and t.err:find("0.0, 0.1, 0.2", 1, true), t.err)
+      assert.truthy(t.err:find("script.lua:", 1, true), "the error names the user's line: " .. t.err)
+      assert.are.equal(3, t.kept, "the jobs are in jobs_done")
+      assert.are.equal(0, t.calls_then, "no callback saw a job that is not stored")
+      assert.are.same({ "0.0", "0.1", "0.2" }, t.ids)
+      assert.are.equal(3, t.calls)
+      assert.are.equal(3, t.stored)
+      assert.are.equal(3, t.jobs_done, "jobs_done holds each job once")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
+  it("bad arguments: a search_id of the wrong type, a storage that is not one, a bad timeout", function()
     local t = H.eval([[
-local ok, err = pcall(evaluator.RedisStorage, { host = "localhost", port = 6379 })
-report { ok = ok, err = tostring(err) }
-]], { timeout = 20 })
-    assert.is_false(t.ok)
-    assert.truthy(t.err:lower():find("not implemented", 1, true), t.err)
+local store = evaluator.SQLiteStorage("store.db")
+local function err(f, ...) local ok, e = pcall(f, ...) return ok and "no error" or tostring(e) end
+report {
+  sid = err(evaluator.create, function() return 1 end, "serial", { storage = store, search_id = {} }),
+  store = err(evaluator.create, function() return 1 end, "serial", { storage = {} }),
+  timeout = err(evaluator.SQLiteStorage, "x.db", { timeout = "long" }),
+}
+]], { timeout = 30 })
+    assert.truthy(t.sid:find("search_id must be a string", 1, true), t.sid)
+    assert.truthy(t.store:find("storage must be", 1, true), t.store)
+    assert.truthy(t.timeout:find("timeout must be", 1, true), t.timeout)
+  end)
+
+  it("files are created with the user's umask and never world-writable (even with umask 000)", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      H.ok(H.run([[
+local store = evaluator.SQLiteStorage("u.db")
+local ev <close> = evaluator.create(function() return 1 end, "serial", { storage = store })
+ev:submit({ {} })
+ev:gather("ALL")
+local p = io.popen("stat -c '%n %a' u.db*")
+io.write(p:read("a"))
+p:close()
+]], { dir = dir, timeout = 30, bin = "/bin/sh", bin_args = { "-c", 'umask 000; exec "$0" "$@"', H.BIN } }))
+      local r = H.run("", { dir = dir, script_arg = false, prelude = false, bin = "/bin/sh",
+        bin_args = { "-c", "stat -c '%n %a' u.db*" }, timeout = 10 })
+      local n = 0
+      for name, mode in r.stdout:gmatch("(%S+) (%d+)") do
+        n = n + 1
+        assert.are.equal(0, tonumber(mode, 8) & 2, name .. " is world-writable: " .. mode)
+      end
+      assert.is_true(n >= 1, r.stdout)
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+end)
+
+describe("MemoryStorage", function()
+  it("two evaluators of one process share a search; unfinished_jobs lists the other's jobs in flight, once resubmitted no more", function()
+    local t = H.eval([[
+local store = evaluator.MemoryStorage()
+local a = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+local b = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store, search_id = a.search_id })
+a:submit({ { i = 1 }, { i = 2 } })
+b:submit({ { i = 3 } })
+local un = b:unfinished_jobs()          -- a's two jobs, not yet run
+local mine = a:unfinished_jobs()        -- b's one
+b:submit({ un[1].parameters })          -- resubmitted by b
+local again = b:unfinished_jobs()
+local done_a = a:gather("ALL")
+local done_b, others_b = b:gather("ALL")
+report { un = #un, un_id = un[1].id, mine = #mine, again = #again, again_id = again[1] and again[1].id,
+  done_a = #done_a, done_b = #done_b, others_b = #others_b, ids = #store:load_all_job_ids(a.search_id) }
+]], { timeout = 30 })
+    assert.are.same({ un = 2, un_id = "0.0", mine = 1, again = 1, again_id = "0.1", done_a = 2, done_b = 2, others_b = 2, ids = 4 }, t)
+  end)
+end)
+
+describe("evaluator-lua export: bad input", function()
+  it("each mistake is one clear error and exit status 1; nothing is written; a password is never echoed", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      H.ok(H.run('local s = evaluator.SQLiteStorage("store.db"); s:create_new_search()', { dir = dir, timeout = 30 }))
+      local cases = {
+        { { "export" }, "no STORAGE" },
+        { { "export", "store.db", "-o", "x.csv" }, "no --search-id" },
+        { { "export", "store.db", "--search-id", "0" }, "no -o" },
+        { { "export", "store.db", "--search-id", "0", "-o", "x.csv", "--bogus" }, "unknown option '--bogus'" },
+        { { "export", "missing.db", "--search-id", "0", "-o", "x.csv" }, "missing.db': no such file" },
+        { { "export", "store.db", "--search-id", "7", "-o", "x.csv" }, "holds no search '7' (it holds: 0)" },
+        { { "export", "redis://:hunter2-pw@127.0.0.1:1/0", "--search-id", "0", "-o", "x.csv" }, "cannot connect" },
+        { { "export", "redis://:hunter2-pw@", "--search-id", "0", "-o", "x.csv" }, "a Redis URL is redis://" },
+      }
+      for _, c in ipairs(cases) do
+        local r = H.run("", { dir = dir, script_arg = false, prelude = false, bin_args = c[1], timeout = 30 })
+        assert.are.equal(1, r.code, H.describe(r))
+        assert.truthy(r.stderr:find(c[2], 1, true), c[2] .. "\n" .. H.describe(r))
+        assert.falsy(r.stderr:find("hunter2", 1, true), "the password was echoed\n" .. H.describe(r))
+        assert.is_false(H.exists(dir .. "/x.csv"))
+      end
+      local r = H.run("", { dir = dir, script_arg = false, prelude = false, timeout = 30,
+        bin_args = { "export", "store.db", "--search-id", "0", "-o", "x.csv" } })
+      assert.are.equal(0, r.code, H.describe(r))
+      assert.truthy(r.stderr:find("no finished job", 1, true), H.describe(r))
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+end)
+
+describe("thread workers and a storage", function()
+  it("workers re-running the script make no search of their own", function()
+    local t = H.eval([[
+local st = evaluator.SQLiteStorage("runs.db")
+local ev <close> = evaluator.create(function(job) return 1 end, "thread", { num_workers = 3, storage = st })
+if ev then
+  ev:submit({ {}, {}, {} })
+  ev:gather("ALL")
+  report { searches = #st:load_all_search_ids() }
+end
+]], { timeout = 60 })
+    assert.are.equal(1, t.searches)
   end)
 end)

@@ -158,7 +158,11 @@ function M._construct(cls, run_function, method_kwargs)
     fail(("%s has no execute(self, job): a backend made with Evaluator:extend() must define it"):format(cls.__name))
   end
   local kw = check_kwargs(kind, method_kwargs)
-  local store, search_id = checked(storage.attach, kw.storage, kw.search_id)
+  -- an mpicomm rank other than the root serves jobs inside core.new, and a thread worker re-running
+  -- the script serves or gets nil: neither keeps anything
+  local ok, rank = pcall(function() return (kw.comm or core.mpi.COMM_WORLD):rank() end) -- core.new names a bad comm
+  local serving = (kind == "mpicomm" and ok and rank ~= (kw.root or 0)) or core.in_worker_thread()
+  local store, search_id, writer = checked(storage.attach, kw.storage, kw.search_id, serving)
   local self = setmetatable({
     run_function = run_function,
     run_function_kwargs = kw.run_function_kwargs or {},
@@ -171,7 +175,8 @@ function M._construct(cls, run_function, method_kwargs)
     _cancel_on_exit = kw.cancel_jobs_on_exit ~= false,
     _abort_on_exit = kw.abort_on_exit == true,
     _max_jobs = nil,
-    _own_ids = store and {} or nil,
+    _writer = writer, -- tells this evaluator's stored jobs from the others'
+    _unstored = nil, -- jobs that came back but that the storage did not take yet
     _job_timeout = kw.job_timeout,
     _continues = store ~= nil and kw.search_id ~= nil, -- continues a search held in the storage
   }, cls)
@@ -228,7 +233,7 @@ function Evaluator:submit(list)
       list = table.move(list, 1, room, 1, {})
     end
   end
-  local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list) or nil
+  local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list, list, self._writer) or nil
   local jobs = self._core:submit(list, self._want_jobs, first_n)
   if jobs then
     for _, job in ipairs(jobs) do call_hook(self, "on_launch", job) end
@@ -239,15 +244,30 @@ function Evaluator:submit(list)
   end
 end
 
--- What gather and close do with jobs that came back: every job is kept before any callback runs,
--- so an error in a callback (or Ctrl-C) loses none of them.
+-- What gather and close do with jobs that came back (the list, completed in place). Every job
+-- goes into jobs_done at once, and into the storage before gather returns it or a callback sees
+-- it, so an error (the storage's, a callback's, Ctrl-C) loses none of them. Jobs that the storage
+-- did not take wait in _unstored: the next call stores them first and returns them too.
 local function take_jobs(self, jobs)
   local done, n = self.jobs_done, #self.jobs_done
   for i = 1, #jobs do done[n + i] = jobs[i] end
-  local store = self._storage
+  local store, waiting = self._storage, self._unstored
+  if waiting then
+    table.move(jobs, 1, #jobs, #waiting + 1, waiting)
+    table.move(waiting, 1, #waiting, 1, jobs)
+  end
   if store and #jobs > 0 then
-    for i = 1, #jobs do self._own_ids[jobs[i].id] = true end
-    store:_store_jobs(self.search_id, jobs)
+    local ok, err = pcall(store._store_jobs, store, self.search_id, jobs, self._writer)
+    self._unstored = not ok and table.move(jobs, 1, #jobs, 1, {}) or nil
+    if not ok then
+      local ids = {}
+      for i = 1, math.min(#jobs, 10) do ids[i] = jobs[i].id end
+      local msg = ("%s; %d finished jobs are not stored yet (%s%s): they are in jobs_done, and the next gather "
+        .. "stores and returns them"):format(tostring(err), #jobs,
+        table.concat(ids, ", "), #jobs > 10 and ", ..." or "")
+      if not self._closed then fail(msg) end
+      io.stderr:write("evaluator-lua: close: ", msg, "\n") -- close goes on: its jobs still reach the callbacks
+    end
   end
   if self._callbacks[1] then
     for i = 1, #jobs do call_hook(self, "on_done", jobs[i]) end
@@ -273,12 +293,23 @@ function Evaluator:gather(type_, size)
 end
 
 function Evaluator:gather_other_jobs_done()
-  if not self._storage then return {} end
-  local others = self._storage:_other_jobs(self)
+  local store = self._storage
+  if not store then return {} end
+  local others = checked(store._other_jobs, store, self)
   if self._callbacks[1] then
     for _, job in ipairs(others) do call_hook(self, "on_done_other", job) end
   end
   return others
+end
+
+--- The jobs of this search stored as submitted but never finished, by any evaluator but this one
+--- (after a crash or kill -9): a list of { id =, parameters = }. Submitting one's parameters table
+--- again (ev:submit{ job.parameters }) marks it resubmitted, in the same transaction, so that a
+--- later resume does not list it again.
+function Evaluator:unfinished_jobs()
+  local store = self._storage
+  if not store then return {} end
+  return checked(store._unfinished, store, self.search_id, self._writer)
 end
 
 function Evaluator:set_timeout(seconds)
@@ -348,7 +379,7 @@ function Evaluator:_close(wait, cancel)
     core.abort(1)
   end
   local jobs = self._core:close(wait, cancel)
-  if #jobs > 0 then
+  if #jobs > 0 or self._unstored then -- the jobs the storage did not take yet get a last try
     take_jobs(self, jobs)
     if self._callbacks[1] then call_hook(self, "on_gather", jobs, {}) end
   end

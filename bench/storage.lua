@@ -1,0 +1,50 @@
+-- storage.lua: the async search loop (gather("BATCH", 1) + resubmit, no-op jobs, mpicomm) with no
+-- storage, with SQLiteStorage and with RedisStorage, one after the other in one mpirun, so that the
+-- ratios compare runs of the same moment.
+-- usage: mpirun -np 3 evaluator-lua bench/storage.lua N DB_PATH REDIS_PORT [IN_FLIGHT (64)]
+-- Rank 0 prints: STORAGE jobs=N none=R sqlite=R redis=R sqlite_ratio=X redis_ratio=Y (R in jobs/s)
+local evaluator = require "evaluator"
+local N = math.tointeger(tonumber(arg[1] or "20000"))
+local IN_FLIGHT = math.tointeger(tonumber(arg[4] or "64")) -- jobs kept submitted, as a search keeps its workers fed
+local db_path, redis_port = arg[2] or "bench-storage.db", math.tointeger(tonumber(arg[3] or "6379"))
+
+local function run(job) return job.parameters.x end
+
+-- One search of N jobs; returns jobs/s on the root, nil on the other ranks.
+local function loop(storage)
+  local ev <close> = evaluator.create(run, "mpicomm", { storage = storage })
+  if not ev then return nil end
+  local wtime = evaluator.mpi.wtime
+  local t0 = wtime()
+  local first = {}
+  for i = 1, IN_FLIGHT do first[i] = { x = i, lr = 0.01, act = "relu" } end
+  ev:submit(first)
+  local submitted, gathered = #first, 0
+  while gathered < N do
+    local done = ev:gather("BATCH", 1)
+    gathered = gathered + #done
+    ev.jobs_done = {} -- as a search that dumps them after every gather
+    local k = math.min(#done, N - submitted)
+    if k > 0 then
+      local list = {}
+      for j = 1, k do list[j] = { x = submitted + j, lr = 0.01, act = "relu" } end
+      submitted = submitted + k
+      ev:submit(list)
+    end
+  end
+  local rate = N / (wtime() - t0)
+  if storage and #storage:load_all_job_ids(ev.search_id) ~= N then
+    error(("the storage holds %d jobs of %d"):format(#storage:load_all_job_ids(ev.search_id), N))
+  end
+  return rate
+end
+
+-- Every rank opens the storages (as every rank runs a user's script); only the root writes.
+local none = loop(nil)
+local sqlite = loop(evaluator.SQLiteStorage(db_path))
+local redis = loop(evaluator.RedisStorage { host = "127.0.0.1", port = redis_port })
+if none then
+  io.write(("STORAGE jobs=%d none=%.1f sqlite=%.1f redis=%.1f sqlite_ratio=%.4f redis_ratio=%.4f\n")
+    :format(N, none, sqlite, redis, sqlite / none, redis / none))
+  io.stdout:flush()
+end
