@@ -1,9 +1,11 @@
 -- docs_spec.lua: the documentation runs as written. Every shell command of README.md, docs/API.md
 -- and the man page's examples (indented blocks, ```sh blocks, .nf/.fi blocks) is run by a test,
 -- with the installed evaluator-lua first on PATH, from a fresh directory holding the README's
--- search.lua; every ```lua example of docs/API.md is run and its `--> ` comments are checked
+-- scripts (each ```lua block whose first line is `-- NAME.lua`, e.g. search.lua and
+-- first_search.lua); every ```lua example of docs/API.md is run and its `--> ` comments are checked
 -- against what it printed. A command that cannot run inside this suite must be in ELSEWHERE, which
--- names the test that runs it; a command in neither fails the suite.
+-- names the test that runs it; a command in neither fails the suite. Every link to a section of
+-- README.md or docs/API.md names a heading that exists.
 package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
 local H = require "helper"
 
@@ -70,7 +72,10 @@ local function lua_blocks(text)
 end
 
 local README = read("README.md")
-local SEARCH = assert(README:match("```lua\n(%-%- search%.lua\n.-)```"), "README.md has no search.lua block")
+-- The README's scripts: name -> text, from the ```lua blocks that start with `-- NAME.lua`.
+local SCRIPTS = {}
+for name, body in README:gmatch("```lua\n%-%- ([%w_]+%.lua)\n(.-)```") do SCRIPTS[name] = "-- " .. name .. "\n" .. body end
+assert(SCRIPTS["search.lua"], "README.md has no search.lua block")
 local bindir = H.BIN:match("^(.*)/")
 
 local function shell(dir, cmd, home)
@@ -128,18 +133,18 @@ describe("the documentation's commands run as written", function()
         local home = H.tmpdir()
         local dir = in_tree and H.ROOT or H.tmpdir()
         if not in_tree then
-          H.write_file(dir .. "/search.lua", SEARCH)
+          for name, text in pairs(SCRIPTS) do H.write_file(dir .. "/" .. name, text) end
           H.write_file(dir .. "/hosts", HOSTS)
           os.execute("cp -r " .. H.quote(H.ROOT .. "/examples") .. " " .. H.quote(dir .. "/examples"))
         end
         local rc, out = shell(dir, "set -e\n" .. text, home)
-        local rows = (not in_tree and text:find("search.lua", 1, true)) and H.read_csv(dir .. "/results.csv")
+        local _, runs = text:gsub("%f[%w_]search%.lua", "")
+        local rows = (not in_tree and runs > 0) and H.read_csv(dir .. "/results.csv")
         if not in_tree then H.rmdir(dir) end
         H.rmdir(home)
         assert.are.equal(0, rc, text .. "\n" .. out)
-        if rows then -- each run of search.lua appends its 3 jobs
-          local _, runs = text:gsub("search%.lua", "")
-          assert.are.equal(1 + 3 * runs, #rows, "search.lua wrote a header and 3 jobs a run\n" .. out)
+        if rows then -- a run's first dump replaces the file a previous run left: the last run's 3 jobs
+          assert.are.equal(1 + 3, #rows, ("%d runs of search.lua: the file should hold a header and the last run's 3 jobs\n%s"):format(runs, out))
         end
       end)
     end
@@ -156,8 +161,36 @@ describe("docs/API.md's Lua examples run as written", function()
       H.rmdir(dir)
       H.rmdir(home)
       assert.are.equal(0, rc, cmd .. "\n" .. block .. "\n--- output:\n" .. out)
-      assert.is_nil(out:find("evaluator-lua:", 1, true), "an error was printed\n" .. out)
+      -- "evaluator-lua: note: ..." is information (serial with num_workers > 1), not an error
+      assert.is_nil(out:gsub("evaluator%-lua: note:", ""):find("evaluator-lua:", 1, true), "an error was printed\n" .. out)
       check_arrows(block, out)
     end)
   end
+end)
+
+-- GitHub's anchor of a heading: lower case, punctuation but '-' and '_' dropped, spaces to '-'.
+local function slug(heading)
+  return (heading:lower():gsub("[^%w%s_-]", ""):gsub("%s", "-"))
+end
+
+local function anchors(text)
+  local set = {}
+  for h in (text .. "\n"):gmatch("\n#+ ([^\n]+)") do set[slug(h)] = true end
+  return set
+end
+
+describe("the documentation's links", function()
+  it("every link to a section (#anchor) of README.md or docs/API.md names a heading that exists", function()
+    local docs = { ["README.md"] = read("README.md"), ["docs/API.md"] = read("docs/API.md") }
+    local targets = { ["README.md"] = anchors(docs["README.md"]), ["docs/API.md"] = anchors(docs["docs/API.md"]) }
+    local checked = 0
+    for name, text in pairs(docs) do
+      for file, anchor in text:gmatch("%]%(([^)#]*)#([^)]+)%)") do
+        local target = file == "" and name or (file:match("README%.md$") and "README.md" or "docs/API.md")
+        assert.is_true(targets[target][anchor] == true, ("%s links to %s#%s, which has no such heading"):format(name, target, anchor))
+        checked = checked + 1
+      end
+    end
+    assert.is_true(checked >= 10, "only " .. checked .. " links found")
+  end)
 end)
