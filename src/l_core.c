@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <lauxlib.h>
 
@@ -421,6 +423,18 @@ static int l_file_mtime(lua_State *L) {
   return 1;
 }
 
+/* core.dir_claim(dir) -> whether no other live process had claimed dir: this process then holds a
+ * shared lock on it (flock on the directory) until it ends, so a run starting later sees it at work
+ * there. nil when dir cannot be opened. */
+static int l_dir_claim(lua_State *L) {
+  int fd = open(luaL_checkstring(L, 1), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  int alone = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  flock(fd, LOCK_SH); /* held, and fd kept open, for the rest of the process's life */
+  lua_pushboolean(L, alone);
+  return 1;
+}
+
 /* core.started_at: the wall-clock time this process first loaded the module (a file last written
  * before it is a previous run's). */
 static double started_at;
@@ -461,7 +475,7 @@ int luaopen_evaluator_core(lua_State *L) {
   static const luaL_Reg fns[] = {
       {"new", core_new}, {"abort", l_abort}, {"raise", lerr_raise}, {"json_encode", l_json_encode},
       {"json_decode", l_json_decode}, {"csv_dump", l_csv_dump},
-      {"file_mtime", l_file_mtime}, {"in_worker_thread", l_in_worker_thread}, {NULL, NULL}};
+      {"file_mtime", l_file_mtime}, {"dir_claim", l_dir_claim}, {"in_worker_thread", l_in_worker_thread}, {NULL, NULL}};
   luaL_newlib(L, fns);
   pthread_once(&started_once, note_start);
   lua_pushnumber(L, started_at);

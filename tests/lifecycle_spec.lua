@@ -203,3 +203,33 @@ report { done = #out, crashed = crashed, n = ev.num_jobs_gathered }
     assert.are.same({ done = 199, crashed = { 50 }, n = 200 }, t)
   end)
 end)
+
+describe("the first CSV dump of a run", function()
+  it("appends to a file another live run is dumping into, even one that started before; replaces a previous run's", function()
+    local dir = H.tmpdir()
+    local function writer(name, delay)
+      return ([[
+os.execute("sleep %s")
+local evaluator = require "evaluator"
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial")
+local batch = {}
+for i = 1, 5 do batch[i] = { who = %q, i = i } end
+ev:submit(batch)
+ev:gather("ALL")
+ev:dump_jobs_done_to_csv(%q, "shared.csv")
+local t = evaluator.mpi.wtime() + 2.5
+while evaluator.mpi.wtime() < t do end
+]]):format(delay, name, dir)
+    end
+    -- b starts (and loads the module) after a's only dump, while a still runs
+    local rs = H.run_parallel({ { writer("a", 0), { prelude = false, timeout = 60 } },
+                                { writer("b", 1), { prelude = false, timeout = 60 } } })
+    for _, r in ipairs(rs) do assert.are.equal(0, r.code, H.describe(r)) end
+    assert.are.equal(11, #H.read_csv(dir .. "/shared.csv"), "a's rows and b's, one header")
+    local r = H.run(writer("c", 0), { prelude = false, timeout = 60 })
+    assert.are.equal(0, r.code, H.describe(r))
+    local rows = H.read_csv(dir .. "/shared.csv")
+    assert.are.equal(6, #rows, "a later run starts the file afresh")
+    H.rmdir(dir)
+  end)
+end)

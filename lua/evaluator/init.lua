@@ -27,6 +27,7 @@ local KWARGS = {
 }
 
 local open_evaluators = {} -- closed at the end of the script if the script did not
+local claimed_dirs = {}    -- directory -> whether this process was alone there when it first dumped
 
 ---------------------------------------------------------------------------------------------------
 -- Errors point at the user's line: core.raise places them (the first frame outside these modules).
@@ -337,11 +338,17 @@ function Evaluator:dump_jobs_done_to_csv(log_dir, filename, flush)
   local path = log_dir:sub(-1) == "/" and log_dir .. filename or log_dir .. "/" .. filename
   if #self.jobs_done > 0 then
     -- As DeepHyper: the first dump starts the file afresh, later ones append. Only a file a previous
-    -- run left (last written before this one started) is replaced: evaluators and runs dumping into
-    -- one file at the same time all keep their rows; a continued stored search appends.
+    -- run left is replaced: one last written before this process started, in a directory where no
+    -- other live process dumps (core.dir_claim); evaluators and runs dumping into one file at the
+    -- same time all keep their rows, and a continued stored search appends.
     if not self._dumped and not self._continues then
+      local alone = claimed_dirs[log_dir]
+      if alone == nil then
+        alone = core.dir_claim(log_dir) or false
+        claimed_dirs[log_dir] = alone
+      end
       local mtime = core.file_mtime(path)
-      if mtime and mtime < core.started_at then os.remove(path) end
+      if alone and mtime and mtime < core.started_at then os.remove(path) end
     end
     local ok, err = pcall(core.csv_dump, path, self.jobs_done, flush and true or false)
     if not ok then fail("dump_jobs_done_to_csv: %s (jobs_done is kept)", tostring(err)) end
