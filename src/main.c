@@ -346,7 +346,6 @@ int main(int argc, char **argv) {
   if (close_open_evaluators(rt.L) != LUA_OK) die(rt.L, rank, size, "while closing: ");
   int sig = sigint_pending();
   if (sig) leave_interrupted(sig);
-  pool_mpi_script_done();
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   pool_process_wait_all();
   runtime_close(&rt);

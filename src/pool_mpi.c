@@ -21,42 +21,13 @@
 #define SPIN_OVERDUE 50e-6   /* when the expected result is long overdue (jobs of uneven length) */
 #define WAIT_WARNING 10.0    /* seconds waiting for the other ranks at create before saying so */
 
-#define TAG_SCRIPT_DONE 1 /* on ctl_comm: the sender's script has ended */
-
 static int world_rank, world_size;
-static MPI_Comm ctl_comm = MPI_COMM_NULL; /* the world, for the runtime's own notices */
 
 void pool_mpi_init_world(void) {
   MPI_Comm_rank(MPI_COMM_WORLD, &world_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world_size);
-  MPI_Comm_dup(MPI_COMM_WORLD, &ctl_comm);
 }
 
-void pool_mpi_script_done(void) {
-  static char none;
-  for (int r = 0; r < world_size; r++) {
-    if (r == world_rank) continue;
-    MPI_Request req;
-    MPI_Isend(&none, 0, MPI_BYTE, r, TAG_SCRIPT_DONE, ctl_comm, &req);
-    MPI_Request_free(&req);
-  }
-}
-
-/* A rank of comm whose script has ended (it will never call create again), or -1. */
-static int ended_rank(MPI_Comm comm) {
-  int flag = 0;
-  MPI_Status st;
-  MPI_Iprobe(MPI_ANY_SOURCE, TAG_SCRIPT_DONE, ctl_comm, &flag, &st);
-  if (!flag) return -1;
-  MPI_Group world, group;
-  int in_comm;
-  MPI_Comm_group(MPI_COMM_WORLD, &world);
-  MPI_Comm_group(comm, &group);
-  MPI_Group_translate_ranks(world, 1, &st.MPI_SOURCE, group, &in_comm);
-  MPI_Group_free(&world);
-  MPI_Group_free(&group);
-  return in_comm == MPI_UNDEFINED ? -1 : st.MPI_SOURCE;
-}
 int pool_mpi_world_rank(void) { return world_rank; }
 int pool_mpi_world_size(void) { return world_size; }
 
@@ -231,8 +202,8 @@ static void stop_rank(MPI_Comm comm, int rank) {
 }
 
 /* MPI_Comm_dup, which waits for every rank of comm to call create: a rank that never does (create
- * inside `if rank == 0`) would hang the others, so they say what they wait for, and fail once such a
- * rank has ended its script. Returns -1 with err set when interrupted or failed. */
+ * inside `if rank == 0`) would hang the others silently, so they say what they wait for. Returns -1
+ * with err set when interrupted. */
 static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, size_t errlen) {
   MPI_Request req;
   MPI_Comm_idup(comm, dup, &req);
@@ -243,13 +214,6 @@ static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, siz
     if (done) break;
     if (sigint_pending()) {
       snprintf(err, errlen, "interrupted while waiting for every rank to call evaluator.create");
-      return -1;
-    }
-    int gone = ended_rank(comm);
-    if (gone >= 0) {
-      snprintf(err, errlen, "rank %d ended its script without calling this evaluator.create(..., \"mpicomm\"), "
-               "which every rank of the communicator must call (write `local ev = evaluator.create(...)` on every "
-               "rank and `if ev then` around the driver, not `if rank == 0`)", gone);
       return -1;
     }
     double now = clock_now();

@@ -10,9 +10,6 @@
 void pool_mpi_init_world(void);
 int pool_mpi_world_rank(void);
 int pool_mpi_world_size(void);
-/* This rank's script has ended: ranks still waiting for it at an evaluator.create fail instead of
- * waiting for ever. */
-void pool_mpi_script_done(void);
 
 /* Collective over a->comm: every rank of it calls it. On the root (rank a->root of comm) returns an
  * executor serving jobs with the first num_workers other ranks. On every other rank, serves jobs

@@ -164,20 +164,6 @@ report { secs = secs }
   end)
 end)
 
-describe("create on only some ranks", function()
-  it("ranks waiting at create fail within seconds, naming the rank that ended its script", function()
-    local r = H.run([[
-if evaluator.mpi.rank() == 0 then
-  local ev = evaluator.create(function() return 1 end, "mpicomm")
-end
-]], { np = 3, timeout = 40 })
-    assert.are_not.equal(0, r.code, H.describe(r))
-    assert.is_true(r.elapsed < 10, r.elapsed .. " s")
-    assert.truthy(r.stderr:find("ended its script without calling", 1, true), H.describe(r))
-    assert.truthy(r.stderr:find("rank [12]"), H.describe(r))
-  end)
-end)
-
 describe("parameters nested too deep", function()
   it("are refused at submit naming the key path, or run; close never hangs", function()
     local t = H.eval([[
