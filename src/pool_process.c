@@ -63,7 +63,7 @@ static int unframe(buf_t *in, int *tag, buf_t *msg) {
 
 static int write_all(int fd, const char *p, size_t n) {
   while (n) {
-    ssize_t k = write(fd, p, n);
+    ssize_t k = send(fd, p, n, MSG_NOSIGNAL); /* a dead peer is an error, not SIGPIPE */
     if (k < 0 && errno == EINTR) continue;
     if (k <= 0) return -1;
     p += k, n -= (size_t)k;
@@ -162,7 +162,7 @@ static int spawn_child(ppool *p, int w) {
 
 static void flush_out(child_t *k) {
   while (k->out_done < k->out.len) {
-    ssize_t n = write(k->fd, k->out.data + k->out_done, k->out.len - k->out_done);
+    ssize_t n = send(k->fd, k->out.data + k->out_done, k->out.len - k->out_done, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return; /* full (or broken: the read side finds out) */
     k->out_done += (size_t)n;

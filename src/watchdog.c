@@ -1,5 +1,6 @@
-/* watchdog.c: the per-process watchdog (see watchdog.h). Records are one struct each, written with
- * one write(2) below PIPE_BUF: atomic, whichever process or thread writes them. */
+/* watchdog.c: the per-process watchdog (see watchdog.h). Records are one struct each, one datagram
+ * of a SOCK_SEQPACKET pair: atomic, whichever process or thread sends them, and a watchdog killed
+ * by hand makes a send fail (MSG_NOSIGNAL), not the run die of SIGPIPE. */
 #include "watchdog.h"
 
 #include <errno.h>
@@ -7,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <linux/close_range.h>
 #include <unistd.h>
 
@@ -23,7 +25,7 @@ static void send_record(int add, pid_t pgid) {
   if (wfd < 0 || pgid <= 0) return;
   record r = {add, pgid};
   ssize_t n;
-  do n = write(wfd, &r, sizeof r); while (n < 0 && errno == EINTR);
+  do n = send(wfd, &r, sizeof r, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
 }
 
 void watchdog_add(pid_t pgid) { send_record(1, pgid); }
@@ -71,7 +73,7 @@ int watchdog_start(void) {
     wfd = -1;
   }
   int fds[2];
-  if (pipe(fds) < 0) return -1;
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, fds) < 0) return -1;
   pid_t pid = fork();
   if (pid < 0) {
     close(fds[0]);

@@ -1,9 +1,9 @@
 /* watchdog.h: what outlives a rank that is killed. A process killed with -9 cleans nothing up, so
- * at start each evaluator-lua process forks a small watchdog that holds the read end of a pipe;
- * the process (and its process-pool children, which inherit the write end) record there the
+ * at start each evaluator-lua process forks a small watchdog that holds one end of a socket pair;
+ * the process (and its process-pool children, which inherit the other end) record there the
  * process group of every command a job starts, and forget it when it ends. When every write end is
  * closed (the rank and its children are gone, however they ended), the watchdog kills the groups
- * still recorded and exits. Commands never inherit the pipe (close-on-exec). */
+ * still recorded and exits. Commands never inherit the socket (close-on-exec). */
 #ifndef EVL_WATCHDOG_H
 #define EVL_WATCHDOG_H
 

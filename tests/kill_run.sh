@@ -24,9 +24,14 @@ case $target in
   mpirun) victim=$(pgrep -x mpirun -P "$launcher" || pgrep -n -x mpirun) ;;
   root|main) victim=$(cat pid.0) ;;
   worker) victim=$(cat pid.1) ;;
-  child) victim=$(pgrep -P "$(cat pid.0)" -x evaluator-lua | head -n 1) ;;
+  child) # the process-pool worker running the marked command: its ancestor whose parent is the root
+    victim=$(pgrep -f "$marker" | head -n 1)
+    while [ -n "$victim" ] && [ "$victim" -gt 1 ] && [ "$(ps -o ppid= -p "$victim" | tr -d ' ')" != "$(cat pid.0)" ]; do
+      victim=$(ps -o ppid= -p "$victim" | tr -d ' ')
+    done
+    [ "${victim:-0}" -gt 1 ] || victim= ;;
 esac
-[ -n "${victim:-}" ] || { echo "killed=none left=-1 secs=-1"; kill -9 "$launcher" 2>/dev/null; exit 1; }
+[ -n "${victim:-}" ] || { echo "killed=none left=-1 secs=-1 (no $target to kill; the run said: $(head -c 600 err.txt))"; kill -9 "$launcher" 2>/dev/null; exit 1; }
 kill -9 "$victim"
 start=$(date +%s.%N)
 elapsed() { awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
