@@ -36,7 +36,12 @@ static void arm_all(guard_t *g) {
 }
 
 void guard_arm(guard_t *g) {
-  if (g && atomic_load(&g->running)) arm_all(g);
+  if (!g || !atomic_load(&g->running)) return;
+  double start = clock_now();
+  if (start < g->calm_until) return;
+  arm_all(g);
+  double end = clock_now();
+  g->calm_until = end + 9 * (end - start);
 }
 
 void guard_stop_now(guard_t *g) {

@@ -45,6 +45,27 @@ report { secs = evaluator.mpi.wtime() - t0, obj1 = jobs[1].objective, err = jobs
       assert.are.equal(7, t.obj2)
     end)
 
+    -- At 300,000 frames arming the stop hook walks the whole stack (lua_sethook), longer than the
+    -- ticker's 20 ms: the second such job on one worker state ran only the signal handler for ever.
+    it("recursion without end twice on one worker: both jobs fail with 'stack overflow' in seconds", function()
+      local t = on_root(m, [[function(job)
+  if job.parameters.ok then return 7 end
+  local function f(n) return f(n + 1) + 1 end
+  return f(1)
+end]], m.name == "serial" and "nil" or "{ num_workers = 1, job_timeout = 60 }", [[
+local t0 = evaluator.mpi.wtime()
+ev:submit({ { ok = false }, { ok = false }, { ok = true } })
+local jobs = ev:gather("ALL")
+table.sort(jobs, function(a, b) return a.id < b.id end)
+local errs = {}
+for i = 1, 2 do errs[i] = tostring(jobs[i].metadata.error):match("stack overflow") or tostring(jobs[i].metadata.error) end
+report { secs = evaluator.mpi.wtime() - t0, errs = errs, obj3 = jobs[3].objective }
+]], { timeout = 60 })
+      assert.are.same({ "stack overflow", "stack overflow" }, t.errs)
+      assert.are.equal(7, t.obj3)
+      assert.is_true(t.secs < 15, "took " .. t.secs .. " s")
+    end)
+
     it("an error 40,000 frames deep: a short traceback (first and last frames) in linear time", function()
       local t = on_root(m, [[function(job)
   local function d(n) if n == 0 then error("bottom") end return d(n - 1) + 1 end
