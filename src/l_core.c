@@ -408,7 +408,7 @@ static int core_new(lua_State *L) {
   a.cfg.search_id = c->search_id;
   a.runner = &c->runner;
   a.rt = rt;
-  char err[256] = "";
+  char err[512] = "";
   c->ex = methods[k].make(&a, err, sizeof err);
   if (!c->ex && err[0]) return lerr_user(L, "%s", err);
   if (!c->ex) lua_pushnil(L); /* a worker rank whose root has closed */

@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "departures.h"
 #include "guard.h"
 #include "sigint.h"
 #include "pool_process.h"
@@ -348,6 +349,7 @@ int main(int argc, char **argv) {
   if (sig) leave_interrupted(sig);
   pool_thread_wait_all(); /* threads closed without waiting finish their job first, as ranks do */
   pool_process_wait_all();
+  if ((sig = departures_announce_and_wait())) leave_interrupted(sig);
   runtime_close(&rt);
   flush_std();
   MPI_Finalize();

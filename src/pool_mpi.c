@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "departures.h"
 #include "farm.h"
 #include "sigint.h"
 #include "wire.h"
@@ -202,9 +203,11 @@ static void stop_rank(MPI_Comm comm, int rank) {
 }
 
 /* MPI_Comm_dup, which waits for every rank of comm to call create: a rank that never does (create
- * inside `if rank == 0`) would hang the others silently, so they say what they wait for. Returns -1
- * with err set when interrupted. */
+ * inside `if rank == 0`) would hang the others, so they say what they wait for, and fail once that
+ * rank's script has ended without it (departures.h). Returns -1 with err set when interrupted or
+ * failed. */
 static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, size_t errlen) {
+  int nth = departures_count_create(comm);
   MPI_Request req;
   MPI_Comm_idup(comm, dup, &req);
   double start = clock_now(), next_warning = start + WAIT_WARNING;
@@ -216,6 +219,7 @@ static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, siz
       snprintf(err, errlen, "interrupted while waiting for every rank to call evaluator.create");
       return -1;
     }
+    if (departures_check(comm, nth, err, errlen)) return -1; /* the dup stays pending: the run ends */
     double now = clock_now();
     if (now >= next_warning) {
       fprintf(stderr, "evaluator-lua: rank %d has waited %.0f s for every rank of the communicator to call "

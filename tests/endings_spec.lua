@@ -182,6 +182,59 @@ end
   end)
 end)
 
+describe("create on only some ranks", function()
+  it("create under `if rank == 0`: the root fails within seconds naming the rank and the fix", function()
+    local r = H.run([[
+if evaluator.mpi.rank() == 0 then
+  local ev <close> = evaluator.create(function(job) return 1 end, "mpicomm")
+  if ev then ev:submit({ {} }); ev:gather("ALL") end
+end
+]], { np = 3, timeout = 40 })
+    assert.are_not.equal(0, r.code, H.describe(r))
+    assert.is_true(r.elapsed < 15, "took " .. r.elapsed .. " s\n" .. H.describe(r))
+    assert.truthy(r.stderr:find("script.lua:%d+: rank [12] ended its script after 0 evaluator.create call%(s%) on this "
+      .. "communicator, and this is call 1"), H.describe(r))
+    assert.truthy(r.stderr:find("`if ev then` around the driver", 1, true), H.describe(r))
+  end)
+
+  it("a second create on the root only: it fails naming call 2", function()
+    local r = H.run([[
+for round = 1, (evaluator.mpi.rank() == 0 and 2 or 1) do
+  local ev <close> = evaluator.create(function(job) return 1 end, "mpicomm")
+  if ev then ev:submit({ {} }); ev:gather("ALL") end
+end
+]], { np = 3, timeout = 40 })
+    assert.are_not.equal(0, r.code, H.describe(r))
+    assert.is_true(r.elapsed < 15, "took " .. r.elapsed .. " s\n" .. H.describe(r))
+    assert.truthy(r.stderr:find("after 1 evaluator.create call(s) on this communicator, and this is call 2", 1, true),
+      H.describe(r))
+  end)
+
+  it("ranks that end early are no false alarm: released workers, and another sub-communicator's ranks", function()
+    -- World {0, 2} (color 0) makes two evaluators, the second a second after the first; world {1, 3}
+    -- makes one and ends at once; in each, num_workers = 1 releases nobody (2 ranks). Then every
+    -- rank makes one world evaluator with one worker: ranks 2 and 3 are released at once and end.
+    local r = H.ok(H.run([[
+local world = evaluator.mpi.rank()
+local comm = evaluator.mpi.COMM_WORLD:split(world % 2, world)
+for round = 1, (world % 2 == 0 and 2 or 1) do
+  local ev <close> = evaluator.create(function(job) return job.parameters.r end, "mpicomm", { comm = comm })
+  if ev then
+    if round == 2 then wait_s(1) end
+    ev:submit({ { r = round } })
+    report { round = round, obj = ev:gather("ALL")[1].objective }
+  end
+end
+local ev <close> = evaluator.create(function(job) wait_s(0.5) return 9 end, "mpicomm", { num_workers = 1 })
+if ev then ev:submit({ {} }); report { world = ev:gather("ALL")[1].objective } end
+]], { np = 4, timeout = 60 }))
+    local seen = {}
+    for _, t in ipairs(H.results(r)) do seen[#seen + 1] = t.world and ("world %d"):format(t.world) or ("%d=%d"):format(t.round, t.obj) end
+    table.sort(seen)
+    assert.are.same({ "1=1", "1=1", "2=2", "world 9" }, seen)
+  end)
+end)
+
 describe("chaos: kill -9 at random moments", function()
   local runs = tonumber(os.getenv("EVL_CHAOS_RUNS")) or 10
   for _, m in ipairs(H.METHODS) do
