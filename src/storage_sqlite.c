@@ -34,7 +34,8 @@ static const char *const SCHEMA =
 
 /* jobs: finished jobs; seq (the row id) is the order in which they were stored, which is what
  * after() follows. batches: one row per submit, its parameter list (jobs first_n, first_n + 1,
- * ...); a job of a batch that is neither in jobs nor in resubmitted is unfinished. Jobs are named
+ * ...), and next_n the end of the block of numbers it was given (reserve); a job of a batch
+ * that is neither in jobs nor in resubmitted is unfinished. Jobs are named
  * by (search row, n), and every write appends to the right of its b-tree: a transaction touches
  * few pages, and finishing a job writes one row. jobs has no index on (search, n): it doubled the
  * cost of storing a job, and the reads that look jobs up by number (load_jobs, export, resume)
@@ -49,7 +50,7 @@ static const char *const SQL[Q_COUNT] = {
     [Q_HAS_SEARCH] = "SELECT 1 FROM searches WHERE id = ?1",
     [Q_JOB_NUMBERS] = "SELECT DISTINCT n FROM jobs WHERE search = ?1 ORDER BY n",
     [Q_LOAD] = "SELECT n, data FROM jobs WHERE search = ?1",
-    /* the last batch's next_n, read under the write lock: no counter row to rewrite per submit */
+    /* the last block's end, read under the write lock: no counter row to rewrite per block */
     [Q_RESERVE] = "SELECT next_n FROM batches WHERE search = ?1 ORDER BY first_n DESC LIMIT 1",
     /* a batch replaces the empty row that reserved its block (see reserve) */
     [Q_SUBMIT] = "INSERT OR REPLACE INTO batches (search, first_n, next_n, writer, data) VALUES (?1, ?2, ?3, ?4, ?5)",
