@@ -59,51 +59,6 @@ static redisReply *checked_reply(lua_State *L, rd_t *r, void *reply, const char 
   return rep;
 }
 
-/* One command, its reply checked (the caller frees it). */
-static redisReply *command(lua_State *L, rd_t *r, int argc, const char **argv, const size_t *lens, const char *what) {
-  return checked_reply(L, r, redisCommandArgv(r->c, argc, argv, lens), what);
-}
-
-static void connect_rd(lua_State *L, rd_t *r) {
-  if (r->c) return;
-  redisContext *c = redisConnectWithTimeout(r->host, r->port, r->timeout);
-  if (!c) rd_fail(L, r, "cannot connect", "out of memory");
-  if (c->err || redisSetTimeout(c, r->timeout) != REDIS_OK) {
-    char why[160];
-    snprintf(why, sizeof why, "%s", c->errstr[0] ? c->errstr : "cannot set the timeout");
-    redisFree(c);
-    rd_fail(L, r, "cannot connect to the server", why);
-  }
-  r->c = c;
-  if (r->password) {
-    const char *argv[] = {"AUTH", r->password};
-    size_t lens[] = {4, strlen(r->password)};
-    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-    if (!rep) io_fail(L, r, "cannot log in");
-    int refused = rep->type == REDIS_REPLY_ERROR;
-    freeReplyObject(rep);
-    if (refused) {
-      redisFree(r->c);
-      r->c = NULL;
-      rd_fail(L, r, "cannot log in", "the server refused the password");
-    }
-  }
-  if (r->db != 0) {
-    char db[16];
-    snprintf(db, sizeof db, "%d", r->db);
-    const char *argv[] = {"SELECT", db};
-    size_t lens[] = {6, strlen(db)};
-    freeReplyObject(command(L, r, 2, argv, lens, "cannot select the database"));
-  }
-}
-
-static rd_t *check_rd(lua_State *L) {
-  rd_t *r = luaL_checkudata(L, 1, RD_MT);
-  if (!r->host[0]) luaL_error(L, "RedisStorage is closed");
-  connect_rd(L, r);
-  return r;
-}
-
 /* ---- a pipeline: commands appended, replies read together ----------------------------------- */
 
 typedef struct args {
@@ -146,6 +101,53 @@ static redisReply *read_replies(lua_State *L, rd_t *r, int n, const char *what) 
     last = checked_reply(L, r, rep, what);
   }
   return last;
+}
+
+/* One command, its reply checked (the caller frees it): a pipeline of one, so that every reply
+ * is read and checked in one place (read_replies). */
+static redisReply *command(lua_State *L, rd_t *r, int argc, const char **argv, const size_t *lens, const char *what) {
+  if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK) io_fail(L, r, "cannot send a command");
+  return read_replies(L, r, 1, what);
+}
+
+static void connect_rd(lua_State *L, rd_t *r) {
+  if (r->c) return;
+  redisContext *c = redisConnectWithTimeout(r->host, r->port, r->timeout);
+  if (!c) rd_fail(L, r, "cannot connect", "out of memory");
+  if (c->err || redisSetTimeout(c, r->timeout) != REDIS_OK) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", c->errstr[0] ? c->errstr : "cannot set the timeout");
+    redisFree(c);
+    rd_fail(L, r, "cannot connect to the server", why);
+  }
+  r->c = c;
+  if (r->password) {
+    const char *argv[] = {"AUTH", r->password};
+    size_t lens[] = {4, strlen(r->password)};
+    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
+    if (!rep) io_fail(L, r, "cannot log in");
+    int refused = rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (refused) {
+      redisFree(r->c);
+      r->c = NULL;
+      rd_fail(L, r, "cannot log in", "the server refused the password");
+    }
+  }
+  if (r->db != 0) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", r->db);
+    const char *argv[] = {"SELECT", db};
+    size_t lens[] = {6, strlen(db)};
+    freeReplyObject(command(L, r, 2, argv, lens, "cannot select the database"));
+  }
+}
+
+static rd_t *check_rd(lua_State *L) {
+  rd_t *r = luaL_checkudata(L, 1, RD_MT);
+  if (!r->host[0]) luaL_error(L, "RedisStorage is closed");
+  connect_rd(L, r);
+  return r;
 }
 
 /* ---- keys and values -------------------------------------------------------------------------- */

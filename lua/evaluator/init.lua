@@ -283,32 +283,39 @@ local function take_jobs(self, jobs)
   end
 end
 
--- How long gather looks for results without waiting before it stores the submitted jobs that
--- wait for a write (seconds): about one round of a fast loop.
-local POLL_S = 0.002
+-- A wait shorter than this (seconds) is a fast loop's: see collect.
+local SHORT_WAIT_S = 0.005
+
+local function poll_then_wait(self, store, type_, size, jobs)
+  local core_ = self._core
+  local more = core_:collect("BATCH", 0)
+  table.move(more, 1, #more, #jobs + 1, jobs)
+  local _, _, in_flight = core_:counts()
+  if in_flight == 0 or (type_ == "BATCH" and #jobs >= size) then return end
+  if not self._short_waits then
+    pcall(store._flush, store, self.search_id, self._writer) -- a failure is told by the next write, which keeps the jobs
+  end
+  local t0 = core.mpi.wtime()
+  more = core_:collect(type_, type_ == "ALL" and size or size - #jobs)
+  self._short_waits = core.mpi.wtime() - t0 < SHORT_WAIT_S
+  table.move(more, 1, #more, #jobs + 1, jobs)
+end
 
 -- The core's collect(type_, size). Jobs submitted since the storage's last write are stored with
--- this gather's results (one write a round) when results come within POLL_S; before gather waits
--- longer, they are stored alone, so that a job that runs long is in the storage as submitted
--- while it runs.
+-- this gather's results, before them, in one write: one write a round. When gather has to wait,
+-- it stores them first, so that a job that runs long is in the storage as submitted while it
+-- runs; but not while the previous wait was short (a fast loop: the next round's results come
+-- within milliseconds, and write them).
 local function collect(self, type_, size)
-  local store, core_ = self._storage, self._core
-  if not (store and store:_has_pending(self._writer)) then return core_:collect(type_, size) end
-  local jobs, deadline = {}, nil
-  repeat
-    local more = core_:collect("BATCH", 0)
-    table.move(more, 1, #more, #jobs + 1, jobs)
-    local _, _, in_flight = core_:counts()
-    if in_flight == 0 or (type_ == "BATCH" and #jobs >= size) then return jobs end
-    deadline = deadline or core.mpi.wtime() + POLL_S
-  until core.mpi.wtime() > deadline
-  pcall(store._flush, store, self.search_id, self._writer) -- a failure is told by the next write, which keeps the jobs
-  local ok, more = pcall(core_.collect, core_, type_, type_ == "ALL" and size or size - #jobs)
-  if not ok then
-    take_jobs(self, jobs) -- those already handed over are kept and stored
-    error(more, 0)
+  local store = self._storage
+  if not (store and store:_has_pending(self._writer)) then return self._core:collect(type_, size) end
+  local jobs = {}
+  local ok, err = pcall(poll_then_wait, self, store, type_, size, jobs)
+  if not ok then -- Ctrl-C, a budget: the jobs already handed over are kept and stored
+    take_jobs(self, jobs)
+    error(err, 0)
   end
-  return table.move(more, 1, #more, #jobs + 1, jobs)
+  return jobs
 end
 
 function Evaluator:gather(type_, size)

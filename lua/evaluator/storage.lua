@@ -15,6 +15,7 @@
 --   _other_jobs(ev)        finished jobs of other writers that ev has not been given yet
 --   _unfinished(search_id, writer) -> {id =, parameters =} submitted by other writers, never finished
 -- writer is a random token per evaluator: it tells an evaluator's own jobs from the others'.
+local core = require "evaluator.core"
 local sqlite = require "evaluator.sqlite"
 local redis = require "evaluator.redis"
 
@@ -252,10 +253,11 @@ end
 local SQLiteStorage = handle_class("SQLiteStorage")
 local RedisStorage = handle_class("RedisStorage")
 
--- Calls open(...); its error is raised again at the line that called the constructor.
+-- Calls open(...); its error is raised again at the user's line (core.raise: the line that called
+-- the constructor, or none outside a script).
 local function opened(open, ...)
   local ok, h = pcall(open, ...)
-  if not ok then error((tostring(h):gsub("^[^\n:]*:%d+: ", "")), 3) end
+  if not ok then core.raise(tostring(h)) end
   return h
 end
 
