@@ -1,7 +1,7 @@
 /* storage_redis.c: evaluator.RedisStorage's server, Lua module "evaluator.redis" (see
  * storage_redis.h). Keys, for a search s:
  *   evl:next_search   counter; search k's id is "k - 1", kept in the sorted set evl:searches
- *   evl:s:<s>:n       the next job number
+ *   evl:s:<s>:n       the next job number no block holds (blocks: RESERVE_SCRIPT)
  *   evl:s:<s>:sub     job id -> value, jobs submitted and not finished
  *   evl:s:<s>:jobs    job id -> value, finished jobs
  *   evl:s:<s>:done    list of values, finished jobs in the order they were stored
