@@ -321,14 +321,18 @@ static void append_word(lua_State *L, rd_t *r, const char *word) {
   args_free(&a);
 }
 
-/* The replies of MULTI, k queued commands and EXEC: all checked; EXEC's must be a list. */
-static void read_transaction(lua_State *L, rd_t *r, int k, const char *what) {
+/* The replies of MULTI, k queued commands and EXEC, all checked: EXEC's, a list of the k
+ * commands' replies (the caller frees it). */
+static redisReply *read_transaction(lua_State *L, rd_t *r, int k, const char *what) {
   redisReply *exec = read_replies(L, r, k + 2, what);
-  int ok = exec->type == REDIS_REPLY_ARRAY;
+  int ok = exec->type == REDIS_REPLY_ARRAY && exec->elements == (size_t)k;
   for (size_t i = 0; ok && i < exec->elements; i++)
     if (exec->element[i]->type == REDIS_REPLY_ERROR) ok = 0;
-  freeReplyObject(exec);
-  if (!ok) rd_fail(L, r, what, "the transaction failed");
+  if (!ok) {
+    freeReplyObject(exec);
+    rd_fail(L, r, what, "the transaction failed");
+  }
+  return exec;
 }
 
 /* Reserves a block of job numbers in one atomic step (see storage_sqlite.c's reserve: the block
@@ -459,9 +463,8 @@ static void append_after(lua_State *L, rd_t *r, const char *sid, size_t sid_len,
   args_free(&a);
 }
 
-/* Read append_after's reply; push the other writers' jobs in it and the number seen. */
-static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefix, size_t plen) {
-  redisReply *rep = read_replies(L, r, 1, "cannot read the jobs");
+/* Push the other writers' jobs in LRANGE's reply rep, and then last (the number seen). */
+static void push_others(lua_State *L, rd_t *r, const redisReply *rep, const char *prefix, size_t plen, lua_Integer last) {
   lua_newtable(L);
   lua_Integer k = 0;
   for (size_t i = 0; i < rep->elements; i++) {
@@ -469,7 +472,13 @@ static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefi
     push_value(L, r, rep->element[i]->str, rep->element[i]->len, prefix, plen, &own);
     if (!own) lua_rawseti(L, -2, ++k);
   }
-  lua_pushinteger(L, seq + (lua_Integer)rep->elements);
+  lua_pushinteger(L, last);
+}
+
+/* Read append_after's reply; push the other writers' jobs in it and the number seen. */
+static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefix, size_t plen) {
+  redisReply *rep = read_replies(L, r, 1, "cannot read the jobs");
+  push_others(L, r, rep, prefix, plen, seq + (lua_Integer)rep->elements);
   freeReplyObject(rep);
 }
 
@@ -502,12 +511,22 @@ static int rd_store(lua_State *L) {
     lua_pop(L, 2);
   }
   k += append_list(L, r, "HSET", jkey, jl, w, n, 1, 1);
-  k += append_list(L, r, "RPUSH", dkey, dl, w, n, 0, 1);
+  /* The others' new jobs are read in the transaction, before this call's are pushed: they are
+   * not sent back, and RPUSH's reply (the list's length) is the number seen. */
+  int at_range = k++;
+  append_after(L, r, sid, sid_len, seq);
+  int at_push = k, pushed = append_list(L, r, "RPUSH", dkey, dl, w, n, 0, 1);
+  k += pushed;
   k += append_list(L, r, "HDEL", skey, sl, w, n, 1, 0);
   append_word(L, r, "EXEC");
-  append_after(L, r, sid, sid_len, seq);
-  read_transaction(L, r, k, "cannot store jobs");
-  push_after(L, r, seq, prefix, plen);
+  redisReply *exec = read_transaction(L, r, k, "cannot store jobs");
+  const redisReply *range = exec->element[at_range], *len = pushed ? exec->element[at_push] : NULL;
+  if (range->type != REDIS_REPLY_ARRAY || (len && len->type != REDIS_REPLY_INTEGER)) {
+    freeReplyObject(exec);
+    rd_fail(L, r, "cannot store jobs", "unexpected replies");
+  }
+  push_others(L, r, range, prefix, plen, len ? (lua_Integer)len->integer : seq + (lua_Integer)range->elements);
+  freeReplyObject(exec);
   return 2;
 }
 
