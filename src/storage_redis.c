@@ -1,7 +1,7 @@
 /* storage_redis.c: evaluator.RedisStorage's server, Lua module "evaluator.redis" (see
  * storage_redis.h). Keys, for a search s:
  *   evl:next_search   counter; search k's id is "k - 1", kept in the sorted set evl:searches
- *   evl:s:<s>:n       the next job number
+ *   evl:s:<s>:n       the next job number no block holds (blocks: RESERVE_SCRIPT)
  *   evl:s:<s>:sub     job id -> value, jobs submitted and not finished
  *   evl:s:<s>:jobs    job id -> value, finished jobs
  *   evl:s:<s>:done    list of values, finished jobs in the order they were stored
@@ -59,51 +59,6 @@ static redisReply *checked_reply(lua_State *L, rd_t *r, void *reply, const char 
   return rep;
 }
 
-/* One command, its reply checked (the caller frees it). */
-static redisReply *command(lua_State *L, rd_t *r, int argc, const char **argv, const size_t *lens, const char *what) {
-  return checked_reply(L, r, redisCommandArgv(r->c, argc, argv, lens), what);
-}
-
-static void connect_rd(lua_State *L, rd_t *r) {
-  if (r->c) return;
-  redisContext *c = redisConnectWithTimeout(r->host, r->port, r->timeout);
-  if (!c) rd_fail(L, r, "cannot connect", "out of memory");
-  if (c->err || redisSetTimeout(c, r->timeout) != REDIS_OK) {
-    char why[160];
-    snprintf(why, sizeof why, "%s", c->errstr[0] ? c->errstr : "cannot set the timeout");
-    redisFree(c);
-    rd_fail(L, r, "cannot connect to the server", why);
-  }
-  r->c = c;
-  if (r->password) {
-    const char *argv[] = {"AUTH", r->password};
-    size_t lens[] = {4, strlen(r->password)};
-    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
-    if (!rep) io_fail(L, r, "cannot log in");
-    int refused = rep->type == REDIS_REPLY_ERROR;
-    freeReplyObject(rep);
-    if (refused) {
-      redisFree(r->c);
-      r->c = NULL;
-      rd_fail(L, r, "cannot log in", "the server refused the password");
-    }
-  }
-  if (r->db != 0) {
-    char db[16];
-    snprintf(db, sizeof db, "%d", r->db);
-    const char *argv[] = {"SELECT", db};
-    size_t lens[] = {6, strlen(db)};
-    freeReplyObject(command(L, r, 2, argv, lens, "cannot select the database"));
-  }
-}
-
-static rd_t *check_rd(lua_State *L) {
-  rd_t *r = luaL_checkudata(L, 1, RD_MT);
-  if (!r->host[0]) luaL_error(L, "RedisStorage is closed");
-  connect_rd(L, r);
-  return r;
-}
-
 /* ---- a pipeline: commands appended, replies read together ----------------------------------- */
 
 typedef struct args {
@@ -146,6 +101,53 @@ static redisReply *read_replies(lua_State *L, rd_t *r, int n, const char *what) 
     last = checked_reply(L, r, rep, what);
   }
   return last;
+}
+
+/* One command, its reply checked (the caller frees it): a pipeline of one, so that every reply
+ * is read and checked in one place (read_replies). */
+static redisReply *command(lua_State *L, rd_t *r, int argc, const char **argv, const size_t *lens, const char *what) {
+  if (redisAppendCommandArgv(r->c, argc, argv, lens) != REDIS_OK) io_fail(L, r, "cannot send a command");
+  return read_replies(L, r, 1, what);
+}
+
+static void connect_rd(lua_State *L, rd_t *r) {
+  if (r->c) return;
+  redisContext *c = redisConnectWithTimeout(r->host, r->port, r->timeout);
+  if (!c) rd_fail(L, r, "cannot connect", "out of memory");
+  if (c->err || redisSetTimeout(c, r->timeout) != REDIS_OK) {
+    char why[160];
+    snprintf(why, sizeof why, "%s", c->errstr[0] ? c->errstr : "cannot set the timeout");
+    redisFree(c);
+    rd_fail(L, r, "cannot connect to the server", why);
+  }
+  r->c = c;
+  if (r->password) {
+    const char *argv[] = {"AUTH", r->password};
+    size_t lens[] = {4, strlen(r->password)};
+    redisReply *rep = redisCommandArgv(c, 2, argv, lens);
+    if (!rep) io_fail(L, r, "cannot log in");
+    int refused = rep->type == REDIS_REPLY_ERROR;
+    freeReplyObject(rep);
+    if (refused) {
+      redisFree(r->c);
+      r->c = NULL;
+      rd_fail(L, r, "cannot log in", "the server refused the password");
+    }
+  }
+  if (r->db != 0) {
+    char db[16];
+    snprintf(db, sizeof db, "%d", r->db);
+    const char *argv[] = {"SELECT", db};
+    size_t lens[] = {6, strlen(db)};
+    freeReplyObject(command(L, r, 2, argv, lens, "cannot select the database"));
+  }
+}
+
+static rd_t *check_rd(lua_State *L) {
+  rd_t *r = luaL_checkudata(L, 1, RD_MT);
+  if (!r->host[0]) luaL_error(L, "RedisStorage is closed");
+  connect_rd(L, r);
+  return r;
 }
 
 /* ---- keys and values -------------------------------------------------------------------------- */
@@ -319,25 +321,34 @@ static void append_word(lua_State *L, rd_t *r, const char *word) {
   args_free(&a);
 }
 
-/* The replies of MULTI, k queued commands and EXEC: all checked; EXEC's must be a list. */
-static void read_transaction(lua_State *L, rd_t *r, int k, const char *what) {
+/* The replies of MULTI, k queued commands and EXEC, all checked: EXEC's, a list of the k
+ * commands' replies (the caller frees it). */
+static redisReply *read_transaction(lua_State *L, rd_t *r, int k, const char *what) {
   redisReply *exec = read_replies(L, r, k + 2, what);
-  int ok = exec->type == REDIS_REPLY_ARRAY;
+  int ok = exec->type == REDIS_REPLY_ARRAY && exec->elements == (size_t)k;
   for (size_t i = 0; ok && i < exec->elements; i++)
     if (exec->element[i]->type == REDIS_REPLY_ERROR) ok = 0;
-  freeReplyObject(exec);
-  if (!ok) rd_fail(L, r, what, "the transaction failed");
+  if (!ok) {
+    freeReplyObject(exec);
+    rd_fail(L, r, what, "the transaction failed");
+  }
+  return exec;
 }
 
-/* Numbers the jobs and stores them as submitted in one round trip and one atomic step.
- * KEYS: the counter, the submitted hash; ARGV: search id, k, k claimed ids, then the values. */
-static const char *const SUBMIT_SCRIPT =
-    "local k = tonumber(ARGV[2]) "
-    "local n = #ARGV - 2 - k "
-    "local first = redis.call('INCRBY', KEYS[1], n) - n "
-    "for i = 1, n do redis.call('HSET', KEYS[2], ARGV[1] .. '.' .. string.format('%d', first + i - 1), ARGV[2 + k + i]) end "
-    "for i = 1, k do redis.call('HDEL', KEYS[2], ARGV[2 + i]) end "
+/* Reserves a block of job numbers in one atomic step (see storage_sqlite.c's reserve: the block
+ * follows the writer's last one when no one reserved since). KEYS: the counter; ARGV: count,
+ * resume_at, old_stop. */
+static const char *const RESERVE_SCRIPT =
+    "local c, at, old = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local last = tonumber(redis.call('GET', KEYS[1]) or '0') "
+    "local first = (old >= 0 and last == old) and at or last "
+    "redis.call('SET', KEYS[1], string.format('%d', first + c)) "
     "return first";
+
+/* Gives back the end of a block no one reserved after. KEYS: the counter; ARGV: stop, used. */
+static const char *const RELEASE_SCRIPT =
+    "if tonumber(redis.call('GET', KEYS[1]) or '-1') == tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[2]) end "
+    "return 0";
 
 /* Add the strings of the list at idx to a; returns how many. */
 static int add_strings(lua_State *L, args_t *a, int idx) {
@@ -356,44 +367,87 @@ static int add_strings(lua_State *L, args_t *a, int idx) {
   return added;
 }
 
-/* submit(search_id, params_list, writer, claimed_ids) -> first job number, or nil (nothing
- * stored) when an element cannot be sent: see storage_sqlite.h. */
-static int rd_submit(lua_State *L) {
+/* EVAL of script on the counter of search sid with the integer arguments v[0..n-1]; its reply. */
+static long long eval_counter(lua_State *L, rd_t *r, const char *script, const char *sid, size_t sid_len,
+                              const lua_Integer *v, int n, const char *what) {
+  char key[MAX_KEY], num[3][24];
+  assert(n <= 3);
+  args_t a = {0};
+  args_add(&a, "EVAL", 4);
+  args_add(&a, script, strlen(script));
+  args_add(&a, "1", 1);
+  args_add(&a, key, search_key(L, key, sid, sid_len, "n"));
+  for (int i = 0; i < n; i++) {
+    snprintf(num[i], sizeof num[i], "%lld", (long long)v[i]);
+    args_add(&a, num[i], strlen(num[i]));
+  }
+  append(L, r, &a);
+  args_free(&a);
+  redisReply *rep = read_replies(L, r, 1, what);
+  long long out = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
+  freeReplyObject(rep);
+  if (out < 0) rd_fail(L, r, what, "the counter is not a number");
+  return out;
+}
+
+/* reserve(search_id, writer, count, resume_at, old_stop) -> the first of count job numbers no
+ * other process gets: see storage_sqlite.h. */
+static int rd_reserve(lua_State *L) {
   rd_t *r = check_rd(L);
   size_t sid_len;
   const char *sid = luaL_checklstring(L, 2, &sid_len);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  char prefix[65], nkey[MAX_KEY], subkey[MAX_KEY], nclaims[24];
-  size_t plen = writer_prefix(L, 4, prefix);
-  size_t nklen = search_key(L, nkey, sid, sid_len, "n"), sklen = search_key(L, subkey, sid, sid_len, "sub");
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
-  lua_settop(L, 5);
-  storage_scratch *w = &r->w;
-  storage_scratch_prepare(w, n);
-  if (storage_encode_list(L, 3, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n) > 0) {
-    lua_pushnil(L);
-    return 1;
-  }
-  args_t a = {0};
-  args_add(&a, "EVAL", 4);
-  args_add(&a, SUBMIT_SCRIPT, strlen(SUBMIT_SCRIPT));
-  args_add(&a, "2", 1);
-  args_add(&a, nkey, nklen);
-  args_add(&a, subkey, sklen);
-  args_add(&a, sid, sid_len);
-  args_add(&a, nclaims, 0); /* its text is known once the claims are counted */
-  int k = add_strings(L, &a, 5);
-  snprintf(nclaims, sizeof nclaims, "%d", k);
-  a.len[6] = strlen(nclaims);
-  for (lua_Integer i = 1; i <= n; i++) args_add(&a, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
-  append(L, r, &a);
-  args_free(&a);
-  redisReply *rep = read_replies(L, r, 1, "cannot store submitted jobs");
-  long long first = rep->type == REDIS_REPLY_INTEGER ? rep->integer : -1;
-  freeReplyObject(rep);
-  if (first < 0) rd_fail(L, r, "cannot number new jobs", "the counter is not a number");
-  lua_pushinteger(L, (lua_Integer)first);
+  lua_Integer v[3] = {luaL_checkinteger(L, 4), luaL_checkinteger(L, 5), luaL_checkinteger(L, 6)};
+  luaL_argcheck(L, v[0] > 0, 4, "count must be positive");
+  lua_pushinteger(L, (lua_Integer)eval_counter(L, r, RESERVE_SCRIPT, sid, sid_len, v, 3, "cannot number new jobs"));
   return 1;
+}
+
+/* release(search_id, stop, used): see storage_sqlite.h. */
+static int rd_release(lua_State *L) {
+  rd_t *r = check_rd(L);
+  size_t sid_len;
+  const char *sid = luaL_checklstring(L, 2, &sid_len);
+  lua_Integer v[2] = {luaL_checkinteger(L, 3), luaL_checkinteger(L, 4)};
+  (void)eval_counter(L, r, RELEASE_SCRIPT, sid, sid_len, v, 2, "cannot write");
+  return 0;
+}
+
+/* Append, inside a MULTI, the writes of the batches listed at idx ({first, params_list, stop,
+ * claimed_ids} each): their jobs stored as submitted, claimed ids no longer unfinished. Returns
+ * the number of commands appended. */
+static int append_batches(lua_State *L, rd_t *r, int idx, const char *sid, size_t sid_len, const char *skey, size_t sl,
+                          const char *prefix, size_t plen) {
+  lua_Integer nb = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
+  storage_scratch *w = &r->w;
+  int k = 0;
+  for (lua_Integer b = 1; b <= nb; b++) {
+    lua_rawgeti(L, idx, b);
+    lua_rawgeti(L, -1, 1);
+    lua_Integer first = lua_tointeger(L, -1);
+    lua_rawgeti(L, -2, 2);
+    lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    storage_scratch_prepare(w, n);
+    (void)storage_encode_list(L, -1, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n); /* the core sent them */
+    for (lua_Integer i = 1; i <= n; i++) {
+      char id[MAX_KEY + 24];
+      int len = snprintf(id, sizeof id, "%.*s.%lld", (int)sid_len, sid, (long long)(first + i - 1));
+      assert(len > 0 && (size_t)len < sizeof id);
+      buf_add(&w->ids, id, (size_t)len);
+      w->id_ends[i] = w->ids.len;
+    }
+    k += append_list(L, r, "HSET", skey, sl, w, n, 1, 1);
+    args_t a = {0};
+    args_add(&a, "HDEL", 4);
+    args_add(&a, skey, sl);
+    lua_rawgeti(L, -3, 4);
+    if (add_strings(L, &a, -1) > 0) {
+      append(L, r, &a);
+      k++;
+    }
+    args_free(&a);
+    lua_pop(L, 4);
+  }
+  return k;
 }
 
 /* Append LRANGE of the finished jobs after the first seq (the reply push_after reads). */
@@ -409,9 +463,8 @@ static void append_after(lua_State *L, rd_t *r, const char *sid, size_t sid_len,
   args_free(&a);
 }
 
-/* Read append_after's reply; push the other writers' jobs in it and the number seen. */
-static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefix, size_t plen) {
-  redisReply *rep = read_replies(L, r, 1, "cannot read the jobs");
+/* Push the other writers' jobs in LRANGE's reply rep, and then last (the number seen). */
+static void push_others(lua_State *L, rd_t *r, const redisReply *rep, const char *prefix, size_t plen, lua_Integer last) {
   lua_newtable(L);
   lua_Integer k = 0;
   for (size_t i = 0; i < rep->elements; i++) {
@@ -419,12 +472,19 @@ static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefi
     push_value(L, r, rep->element[i]->str, rep->element[i]->len, prefix, plen, &own);
     if (!own) lua_rawseti(L, -2, ++k);
   }
-  lua_pushinteger(L, seq + (lua_Integer)rep->elements);
+  lua_pushinteger(L, last);
+}
+
+/* Read append_after's reply; push the other writers' jobs in it and the number seen. */
+static void push_after(lua_State *L, rd_t *r, lua_Integer seq, const char *prefix, size_t plen) {
+  redisReply *rep = read_replies(L, r, 1, "cannot read the jobs");
+  push_others(L, r, rep, prefix, plen, seq + (lua_Integer)rep->elements);
   freeReplyObject(rep);
 }
 
-/* store(search_id, jobs, writer, seq): the finished jobs, in one MULTI/EXEC, and what
- * after(search_id, seq, writer) returns, in the same round trip. */
+/* store(search_id, jobs, writer, seq, batches): the batches submitted since the last write and
+ * the finished jobs, in one MULTI/EXEC, and what after(search_id, seq, writer) returns, in the
+ * same round trip. */
 static int rd_store(lua_State *L) {
   rd_t *r = check_rd(L);
   size_t sid_len;
@@ -435,8 +495,10 @@ static int rd_store(lua_State *L) {
   size_t jl = search_key(L, jkey, sid, sid_len, "jobs"), dl = search_key(L, dkey, sid, sid_len, "done");
   size_t sl = search_key(L, skey, sid, sid_len, "sub");
   lua_Integer n = (lua_Integer)lua_rawlen(L, 3), seq = luaL_checkinteger(L, 5);
-  lua_settop(L, 5);
+  lua_settop(L, 6);
   storage_scratch *w = &r->w;
+  append_word(L, r, "MULTI");
+  int k = append_batches(L, r, 6, sid, sid_len, skey, sl, prefix, plen);
   storage_scratch_prepare(w, n);
   (void)storage_encode_list(L, 3, STORE_JOB, prefix, plen, &w->values, w->ends, n); /* one that cannot be at all is left out */
   for (lua_Integer i = 1; i <= n; i++) {
@@ -448,14 +510,23 @@ static int rd_store(lua_State *L) {
     w->id_ends[i] = w->ids.len;
     lua_pop(L, 2);
   }
-  append_word(L, r, "MULTI");
-  int k = append_list(L, r, "HSET", jkey, jl, w, n, 1, 1);
-  k += append_list(L, r, "RPUSH", dkey, dl, w, n, 0, 1);
+  k += append_list(L, r, "HSET", jkey, jl, w, n, 1, 1);
+  /* The others' new jobs are read in the transaction, before this call's are pushed: they are
+   * not sent back, and RPUSH's reply (the list's length) is the number seen. */
+  int at_range = k++;
+  append_after(L, r, sid, sid_len, seq);
+  int at_push = k, pushed = append_list(L, r, "RPUSH", dkey, dl, w, n, 0, 1);
+  k += pushed;
   k += append_list(L, r, "HDEL", skey, sl, w, n, 1, 0);
   append_word(L, r, "EXEC");
-  append_after(L, r, sid, sid_len, seq);
-  read_transaction(L, r, k, "cannot store jobs");
-  push_after(L, r, seq, prefix, plen);
+  redisReply *exec = read_transaction(L, r, k, "cannot store jobs");
+  const redisReply *range = exec->element[at_range], *len = pushed ? exec->element[at_push] : NULL;
+  if (range->type != REDIS_REPLY_ARRAY || (len && len->type != REDIS_REPLY_INTEGER)) {
+    freeReplyObject(exec);
+    rd_fail(L, r, "cannot store jobs", "unexpected replies");
+  }
+  push_others(L, r, range, prefix, plen, len ? (lua_Integer)len->integer : seq + (lua_Integer)range->elements);
+  freeReplyObject(exec);
   return 2;
 }
 
@@ -531,7 +602,8 @@ static int rd_close(lua_State *L) {
 static void set_handle_mt(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"create_search", rd_create_search}, {"search_ids", rd_search_ids}, {"has_search", rd_has_search},
-      {"job_ids", rd_job_ids}, {"load", rd_load}, {"submit", rd_submit}, {"store", rd_store},
+      {"job_ids", rd_job_ids}, {"load", rd_load}, {"reserve", rd_reserve}, {"store", rd_store},
+      {"release", rd_release},
       {"after", rd_after}, {"unfinished", rd_unfinished}, {"close", rd_close}, {NULL, NULL}};
   if (luaL_newmetatable(L, RD_MT)) {
     luaL_newlib(L, methods);

@@ -34,13 +34,14 @@ static const char *const SCHEMA =
 
 /* jobs: finished jobs; seq (the row id) is the order in which they were stored, which is what
  * after() follows. batches: one row per submit, its parameter list (jobs first_n, first_n + 1,
- * ...); a job of a batch that is neither in jobs nor in resubmitted is unfinished. Jobs are named
+ * ...), and next_n the end of the block of numbers it was given (reserve); a job of a batch
+ * that is neither in jobs nor in resubmitted is unfinished. Jobs are named
  * by (search row, n), and every write appends to the right of its b-tree: a transaction touches
  * few pages, and finishing a job writes one row. jobs has no index on (search, n): it doubled the
  * cost of storing a job, and the reads that look jobs up by number (load_jobs, export, resume)
  * scan the search's rows once instead. */
 enum { Q_BEGIN, Q_COMMIT, Q_NEW_SEARCH, Q_SEARCH_IDS, Q_HAS_SEARCH, Q_JOB_NUMBERS, Q_LOAD, Q_RESERVE,
-       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_COUNT };
+       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_RELEASE, Q_COUNT };
 static const char *const SQL[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -49,14 +50,18 @@ static const char *const SQL[Q_COUNT] = {
     [Q_HAS_SEARCH] = "SELECT 1 FROM searches WHERE id = ?1",
     [Q_JOB_NUMBERS] = "SELECT DISTINCT n FROM jobs WHERE search = ?1 ORDER BY n",
     [Q_LOAD] = "SELECT n, data FROM jobs WHERE search = ?1",
-    /* the last batch's next_n, read under the write lock: no counter row to rewrite per submit */
+    /* the last block's end, read under the write lock: no counter row to rewrite per block */
     [Q_RESERVE] = "SELECT next_n FROM batches WHERE search = ?1 ORDER BY first_n DESC LIMIT 1",
-    [Q_SUBMIT] = "INSERT INTO batches (search, first_n, next_n, writer, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    /* a batch replaces the empty row that reserved its block (see reserve) */
+    [Q_SUBMIT] = "INSERT OR REPLACE INTO batches (search, first_n, next_n, writer, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     [Q_CLAIM] = "INSERT OR IGNORE INTO resubmitted (search, n) VALUES (?1, ?2)",
     [Q_STORE] = "INSERT INTO jobs (search, n, writer, data) VALUES (?1, ?2, ?3, ?4)",
     [Q_AFTER] = "SELECT seq, writer = ?3, data FROM jobs NOT INDEXED WHERE seq > ?2 AND search = ?1 ORDER BY seq",
     [Q_UNFINISHED] = "SELECT first_n, data FROM batches WHERE search = ?1 AND writer <> ?2 ORDER BY first_n",
     [Q_SETTLED] = "SELECT 1 FROM resubmitted WHERE search = ?1 AND n = ?2",
+    /* the unused end of a block, given back when no block was reserved after it */
+    [Q_RELEASE] = "UPDATE batches SET next_n = ?3 WHERE search = ?1 AND next_n = ?2"
+                  " AND first_n = (SELECT max(first_n) FROM batches WHERE search = ?1)",
 };
 
 typedef struct db {
@@ -271,78 +276,119 @@ static int db_load(lua_State *L) {
   return 1;
 }
 
-/* Whether the list at idx is a list of tables (1..n and nothing else): what the core accepts. */
-static int is_list_of_tables(lua_State *L, int idx, lua_Integer n) {
-  lua_Integer keys = 0;
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int ok = lua_type(L, -1) == LUA_TTABLE && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1 && lua_tointeger(L, -2) <= n;
-    lua_pop(L, 1);
-    keys++;
-    if (!ok) {
-      lua_pop(L, 1);
-      return 0;
-    }
-  }
-  return keys == n;
-}
-
 /* The writer token at idx: the mark of the evaluator whose rows these are. */
 static const char *check_writer(lua_State *L, int idx, size_t *len) {
   return luaL_checklstring(L, idx, len);
 }
 
-/* submit(search_id, params_list, writer, claimed_ids) -> the first of #params_list job numbers no
- * other process gets; the jobs are stored as submitted and the claimed ones (submitted before
- * and resubmitted now) marked, all in one transaction. nil, storing nothing, when an element is
- * not a table that can be sent: the core raises the precise error and submits nothing either. */
-static int db_submit(lua_State *L) {
-  db_t *d = check_db(L);
-  size_t wlen;
-  luaL_checkstring(L, 2);
-  luaL_checktype(L, 3, LUA_TTABLE);
-  const char *writer = check_writer(L, 4, &wlen);
-  lua_Integer n = (lua_Integer)lua_rawlen(L, 3), nclaims = lua_istable(L, 5) ? (lua_Integer)lua_rawlen(L, 5) : 0;
-  sqlite3_int64 rowid = search_rowid(L, 2);
-  lua_settop(L, 5);
-  storage_scratch *w = &d->w;
-  storage_scratch_prepare(w, 0);
-  char err[256];
-  if (!is_list_of_tables(L, 3, n) || wire_encode(L, 3, &w->values, "parameters", err, sizeof err)) {
-    lua_pushnil(L);
-    return 1;
-  }
-  run(L, d, Q_BEGIN, "cannot write");
+/* Raise (no transaction left open) unless the search in row rowid exists. */
+static void check_search(lua_State *L, db_t *d, sqlite3_int64 rowid, int sid_idx) {
   bind_int(L, d, Q_HAS_SEARCH, 1, rowid);
   int known = step(L, d, Q_HAS_SEARCH, "cannot read the searches") == SQLITE_ROW;
   check_rc(L, d, sqlite3_reset(d->q[Q_HAS_SEARCH]), "cannot read the searches");
   if (!known) {
     end_work(d);
-    return luaL_error(L, "SQLiteStorage(\"%s\") holds no search '%s'", d->path, lua_tostring(L, 2));
+    luaL_error(L, "SQLiteStorage(\"%s\") holds no search '%s'", d->path, lua_tostring(L, sid_idx));
   }
+}
+
+/* reserve(search_id, writer, count, resume_at, old_stop) -> first of count job numbers no other
+ * process gets, in one transaction. When no block was reserved since this writer's last one
+ * (the last reserved number is still old_stop), the block starts at resume_at, the first number
+ * of that block not used: a lone writer's numbers have no gaps. The block is recorded by an empty
+ * batch row at its first number, which the first batch submitted in it replaces. */
+static int db_reserve(lua_State *L) {
+  db_t *d = check_db(L);
+  size_t wlen;
+  luaL_checkstring(L, 2);
+  const char *writer = check_writer(L, 3, &wlen);
+  lua_Integer count = luaL_checkinteger(L, 4), resume_at = luaL_checkinteger(L, 5), old_stop = luaL_checkinteger(L, 6);
+  luaL_argcheck(L, count > 0, 4, "count must be positive");
+  sqlite3_int64 rowid = search_rowid(L, 2);
+  lua_settop(L, 6);
+  storage_scratch *w = &d->w;
+  storage_scratch_prepare(w, 0);
+  lua_newtable(L);
+  char err[128];
+  int bad = wire_encode(L, -1, &w->values, "parameters", err, sizeof err);
+  assert(bad == 0); /* an empty table always encodes */
+  (void)bad;
+  run(L, d, Q_BEGIN, "cannot write");
+  check_search(L, d, rowid, 2);
   bind_int(L, d, Q_RESERVE, 1, rowid);
-  sqlite3_int64 first = 0; /* a search's first batch */
-  if (step(L, d, Q_RESERVE, "cannot number new jobs") == SQLITE_ROW) first = sqlite3_column_int64(d->q[Q_RESERVE], 0);
+  sqlite3_int64 last = 0; /* a search's first block */
+  if (step(L, d, Q_RESERVE, "cannot number new jobs") == SQLITE_ROW) last = sqlite3_column_int64(d->q[Q_RESERVE], 0);
   check_rc(L, d, sqlite3_reset(d->q[Q_RESERVE]), "cannot number new jobs");
+  sqlite3_int64 first = old_stop >= 0 && last == old_stop ? resume_at : last;
   bind_int(L, d, Q_SUBMIT, 1, rowid);
   bind_int(L, d, Q_SUBMIT, 2, first);
-  bind_int(L, d, Q_SUBMIT, 3, first + n);
+  bind_int(L, d, Q_SUBMIT, 3, first + count);
   bind_text(L, d, Q_SUBMIT, 4, writer, wlen);
   bind_blob(L, d, Q_SUBMIT, 5, w->values.data, w->values.len);
-  run(L, d, Q_SUBMIT, "cannot store the submitted jobs");
-  for (lua_Integer i = 1; i <= nclaims; i++) {
-    sqlite3_int64 old_rowid, old_n;
-    lua_rawgeti(L, 5, i);
-    if (job_key(L, -1, &old_rowid, &old_n)) {
-      bind_int(L, d, Q_CLAIM, 1, old_rowid);
-      bind_int(L, d, Q_CLAIM, 2, old_n);
-      run(L, d, Q_CLAIM, "cannot mark a resubmitted job");
-    }
-    lua_pop(L, 1);
-  }
+  run(L, d, Q_SUBMIT, "cannot number new jobs");
   run(L, d, Q_COMMIT, "cannot commit");
   lua_pushinteger(L, (lua_Integer)first);
   return 1;
+}
+
+/* An integer field of the table on top, or raise naming it. */
+static lua_Integer int_field(lua_State *L, int i, const char *what) {
+  lua_rawgeti(L, -1, i);
+  int ok;
+  lua_Integer v = lua_tointegerx(L, -1, &ok);
+  lua_pop(L, 1);
+  if (!ok) luaL_error(L, "SQLiteStorage: a submitted batch has no %s", what);
+  return v;
+}
+
+/* Store the batches listed at idx ({first, params_list, stop, claimed_ids} each: jobs submitted
+ * since the last write) as submitted, in the open transaction; claimed ids are marked. */
+static void write_batches(lua_State *L, db_t *d, int idx, sqlite3_int64 rowid, const char *writer, size_t wlen) {
+  lua_Integer nb = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
+  buf_t *b = &d->w.ids; /* unused by the SQLite storage otherwise */
+  for (lua_Integer k = 1; k <= nb; k++) {
+    lua_rawgeti(L, idx, k);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_Integer first = int_field(L, 1, "first number"), stop = int_field(L, 3, "block end");
+    char err[256];
+    b->len = 0;
+    lua_rawgeti(L, -1, 2);
+    if (!lua_istable(L, -1) || wire_encode(L, -1, b, "parameters", err, sizeof err)) {
+      end_work(d);
+      luaL_error(L, "SQLiteStorage(\"%s\"): cannot store submitted jobs: %s", d->path, lua_istable(L, -1) ? err : "not a list");
+    }
+    lua_pop(L, 1);
+    bind_int(L, d, Q_SUBMIT, 1, rowid);
+    bind_int(L, d, Q_SUBMIT, 2, first);
+    bind_int(L, d, Q_SUBMIT, 3, stop);
+    bind_text(L, d, Q_SUBMIT, 4, writer, wlen);
+    bind_blob(L, d, Q_SUBMIT, 5, b->data, b->len);
+    run(L, d, Q_SUBMIT, "cannot store the submitted jobs");
+    lua_rawgeti(L, -1, 4);
+    lua_Integer nclaims = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    for (lua_Integer i = 1; i <= nclaims; i++) {
+      sqlite3_int64 old_rowid, old_n;
+      lua_rawgeti(L, -1, i);
+      if (job_key(L, -1, &old_rowid, &old_n)) {
+        bind_int(L, d, Q_CLAIM, 1, old_rowid);
+        bind_int(L, d, Q_CLAIM, 2, old_n);
+        run(L, d, Q_CLAIM, "cannot mark a resubmitted job");
+      }
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 2);
+  }
+}
+
+/* release(search_id, stop, used): numbers used .. stop - 1 of this writer's block are given back
+ * when no block was reserved after it, so that the next ones follow the last used. */
+static int db_release(lua_State *L) {
+  db_t *d = check_db(L);
+  bind_int(L, d, Q_RELEASE, 1, search_rowid(L, 2));
+  bind_int(L, d, Q_RELEASE, 2, luaL_checkinteger(L, 3));
+  bind_int(L, d, Q_RELEASE, 3, luaL_checkinteger(L, 4));
+  run(L, d, Q_RELEASE, "cannot write");
+  return 0;
 }
 
 /* Push the finished jobs of other writers stored after row seq in the search in row rowid, and
@@ -363,8 +409,9 @@ static void push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer s
   lua_pushinteger(L, seq);
 }
 
-/* store(search_id, jobs, writer, seq) -> what after(search_id, seq, writer) returns, read in the
- * same transaction that stores the finished jobs (a gather needs both: one transaction, not two). */
+/* store(search_id, jobs, writer, seq, batches) -> what after(search_id, seq, writer) returns, read
+ * in the same transaction that stores the batches submitted since the last write (write_batches)
+ * and the finished jobs: a round of submit and gather costs one transaction. */
 static int db_store(lua_State *L) {
   db_t *d = check_db(L);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -372,11 +419,12 @@ static int db_store(lua_State *L) {
   const char *writer = check_writer(L, 4, &wlen);
   lua_Integer count = (lua_Integer)lua_rawlen(L, 3), seq = luaL_checkinteger(L, 5);
   sqlite3_int64 search = search_rowid(L, 2);
-  lua_settop(L, 5);
+  lua_settop(L, 6);
   storage_scratch *w = &d->w;
   storage_scratch_prepare(w, count);
   (void)storage_encode_list(L, 3, STORE_JOB, NULL, 0, &w->values, w->ends, count); /* one that cannot be at all is left out */
   run(L, d, Q_BEGIN, "cannot write");
+  write_batches(L, d, 6, search, writer, wlen);
   for (lua_Integer i = 1; i <= count; i++) {
     sqlite3_int64 rowid, n;
     lua_rawgeti(L, 3, i);
@@ -573,7 +621,8 @@ static int open_fail(lua_State *L, db_t *d, const char *why, int refused) {
 static void set_handle_mt(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"create_search", db_create_search}, {"search_ids", db_search_ids}, {"has_search", db_has_search},
-      {"job_ids", db_job_ids}, {"load", db_load}, {"submit", db_submit}, {"store", db_store},
+      {"job_ids", db_job_ids}, {"load", db_load}, {"reserve", db_reserve}, {"store", db_store},
+      {"release", db_release},
       {"after", db_after}, {"unfinished", db_unfinished}, {"close", db_close}, {NULL, NULL}};
   if (luaL_newmetatable(L, DB_MT)) {
     luaL_newlib(L, methods);

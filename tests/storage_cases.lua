@@ -219,6 +219,77 @@ report { sid = ev.search_id }
   end)
 end
 
+--- Job numbers come in blocks: two evaluators of one process submitting in turn never get the
+--- same number; a submit the core refuses uses no number; after close, a continued search's numbers
+--- follow the last one used.
+function C.numbers_in_blocks(store_for)
+  in_dir(store_for, function(dir, store)
+    local t = H.result(H.run(([[
+local store = %s
+local a = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+local b = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store, search_id = a.search_id })
+local function list(n, tag) local l = {} for i = 1, n do l[i] = { i = i, tag = tag } end return l end
+local refused = pcall(a.submit, a, { { f = print } })
+a:submit(list(40, "a")); b:submit(list(40, "b")); a:submit(list(30, "a")); b:submit(list(3, "b"))
+local ids = {}
+for _, ev in ipairs({ a, b }) do for _, j in ipairs(ev:gather("ALL")) do ids[#ids + 1] = j.id end end
+a:close(); b:close()
+local c <close> = evaluator.create(function(job) return 0 end, "serial", { storage = store, search_id = a.search_id })
+c:submit(list(2, "c"))
+local later = {}
+for _, j in ipairs(c:gather("ALL")) do later[#later + 1] = j.id end
+report { refused = refused, ids = ids, later = later, stored = #store:load_all_job_ids(a.search_id) }
+]]):format(store), { dir = dir, timeout = 60 }))
+    assert.is_false(t.refused)
+    assert.are.equal(113, #t.ids)
+    local seen, low, top = {}, math.huge, -1
+    for _, id in ipairs(t.ids) do
+      assert.is_nil(seen[id], "job id " .. id .. " given twice")
+      seen[id] = true
+      low, top = math.min(low, n_of(id)), math.max(top, n_of(id))
+    end
+    assert.are.equal(0, low, "the refused submit used no number")
+    assert.are.same({ top + 1, top + 2 }, { n_of(t.later[1]), n_of(t.later[2]) }, "the continued search's numbers follow")
+    assert.are.equal(115, t.stored)
+  end)
+end
+
+--- A job that runs long is in the storage as submitted while it runs (gather stores a submit's
+--- jobs alone before it waits): another process lists it among the unfinished jobs.
+function C.long_job_stored_while_it_runs(store_for)
+  in_dir(store_for, function(dir, store)
+    local sid = C.new_search(dir, store)
+    local runner = ([[
+local ev <close> = evaluator.create(function(job) wait_s(job.parameters.s); return 1 end, "mpicomm",
+  { storage = %s, search_id = arg[1] })
+if ev then
+  ev:submit({ { s = 6 } })
+  report { n = #ev:gather("ALL") }
+end
+]]):format(store)
+    local watcher = ([[
+local store = %s
+local ev <close> = evaluator.create(function() return 0 end, "serial", { storage = store, search_id = arg[1] })
+local seen, finished_first, t_end = {}, false, evaluator.mpi.wtime() + 40
+while #seen == 0 and not finished_first and evaluator.mpi.wtime() < t_end do
+  for _, j in ipairs(ev:unfinished_jobs()) do seen[#seen + 1] = j.id .. ":" .. tostring(j.parameters.s) end
+  finished_first = #seen == 0 and #store:load_all_job_ids(arg[1]) > 0
+  wait_s(0.1)
+end
+report { seen = seen, finished_first = finished_first }
+]]):format(store)
+    local rs = H.run_parallel({
+      { runner, { np = 2, args = { sid }, timeout = 90 } },
+      { watcher, { args = { sid }, timeout = 90 } },
+    })
+    for _, r in ipairs(rs) do H.ok(r) end
+    assert.are.equal(1, H.result(rs[1]).n)
+    local w = H.result(rs[2])
+    assert.is_false(w.finished_first, "the job finished before any other process could see it submitted")
+    assert.are.same({ sid .. ".0:6" }, w.seen)
+  end)
+end
+
 --- The cases as busted tests (it: busted's), for the storage that store_for makes; location()
 --- is how `evaluator-lua export` names it (a function: a server's port is known once it runs).
 function C.its(it, store_for, location)
@@ -230,6 +301,12 @@ function C.its(it, store_for, location)
   end)
   it("two mpirun runs share a search", function()
     C.two_mpiruns(store_for)
+  end)
+  it("job numbers come in blocks: shared without repeats, none lost to a refused submit, following after close", function()
+    C.numbers_in_blocks(store_for)
+  end)
+  it("a job that runs long is in the storage as submitted while it runs", function()
+    C.long_job_stored_while_it_runs(store_for)
   end)
   it("evaluator-lua export writes the CSV that dump_jobs_done_to_csv wrote", function()
     C.export_matches_dump(store_for, location())

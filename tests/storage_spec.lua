@@ -332,15 +332,15 @@ local store = evaluator.SQLiteStorage("store.db")
 local ev <close> = evaluator.create(function(job) return 1 end, "serial", { storage = store })
 ev:submit({ { i = 1 } })
 ev:gather("ALL")
--- another program renames a table under our feet: the next submit's statement fails after BEGIN
-os.execute([=[python3 -c "import sqlite3; c = sqlite3.connect('store.db'); c.execute('ALTER TABLE searches RENAME TO gone'); c.commit()"]=])
-pcall(store.load_all_search_ids, store) -- fails, and makes this connection read the new schema
-local ok, err = pcall(ev.submit, ev, { { i = 2 } })
+-- another program renames a table under our feet: the next write's statement fails after BEGIN
+os.execute([=[python3 -c "import sqlite3; c = sqlite3.connect('store.db'); c.execute('ALTER TABLE jobs RENAME TO gone'); c.commit()"]=])
+pcall(store.load_all_job_ids, store, ev.search_id) -- fails, and makes this connection read the new schema
+local ok, err = pcall(function() ev:submit({ { i = 2 } }); ev:gather("ALL") end)
 local p = io.popen([=[python3 -c "
 import sqlite3
 c = sqlite3.connect('store.db', timeout=0.5, isolation_level=None)
 try:
-    c.execute('BEGIN IMMEDIATE'); c.execute('ALTER TABLE gone RENAME TO searches'); c.execute('COMMIT'); print('written')
+    c.execute('BEGIN IMMEDIATE'); c.execute('ALTER TABLE gone RENAME TO jobs'); c.execute('COMMIT'); print('written')
 except Exception as e:
     print('blocked:', e)
 " 2>&1]=])

@@ -66,7 +66,7 @@ function M.main(args)
     error(("%s exists: export does not overwrite a file (remove it or choose another -o)"):format(opts.output), 0)
   end
   local ok, store = pcall(open_storage, opts.storage)
-  if not ok then error((tostring(store):gsub("^[^\n:]*:%d+: ", "")), 0) end
+  if not ok then core.raise(tostring(store)) end -- without the module's line: no user's line here
   if not store:has_search(opts.search_id) then
     local ids = store:load_all_search_ids()
     error(("the storage holds no search '%s' (it holds: %s)"):format(opts.search_id,

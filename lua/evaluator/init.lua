@@ -236,8 +236,14 @@ function Evaluator:submit(list)
       list = table.move(list, 1, room, 1, {})
     end
   end
-  local first_n = self._storage and #list > 0 and checked(self._storage._reserve, self._storage, self.search_id, #list, list, self._writer) or nil
-  local jobs = self._core:submit(list, self._want_jobs, first_n)
+  local store = self._storage
+  local first_n = store and #list > 0 and checked(store._reserve, store, self.search_id, #list, list, self._writer) or nil
+  local ok, jobs = pcall(self._core.submit, self._core, list, self._want_jobs, first_n)
+  if not ok then
+    if first_n then store:_unreserve(first_n, #list, self._writer) end
+    error(jobs, 0) -- the core's message, placed already
+  end
+  if first_n then store:_submitted(self.search_id, first_n, list, self._writer) end
   if jobs then
     for _, job in ipairs(jobs) do call_hook(self, "on_launch", job) end
   end
@@ -277,6 +283,41 @@ local function take_jobs(self, jobs)
   end
 end
 
+-- A wait shorter than this (seconds) is a fast loop's: see collect.
+local SHORT_WAIT_S = 0.005
+
+local function poll_then_wait(self, store, type_, size, jobs)
+  local core_ = self._core
+  local more = core_:collect("BATCH", 0)
+  table.move(more, 1, #more, #jobs + 1, jobs)
+  local _, _, in_flight = core_:counts()
+  if in_flight == 0 or (type_ == "BATCH" and #jobs >= size) then return end
+  if not self._short_waits then
+    pcall(store._flush, store, self.search_id, self._writer) -- a failure is told by the next write, which keeps the jobs
+  end
+  local t0 = core.mpi.wtime()
+  more = core_:collect(type_, type_ == "ALL" and size or size - #jobs)
+  self._short_waits = core.mpi.wtime() - t0 < SHORT_WAIT_S
+  table.move(more, 1, #more, #jobs + 1, jobs)
+end
+
+-- The core's collect(type_, size). Jobs submitted since the storage's last write are stored with
+-- this gather's results, before them, in one write: one write a round. When gather has to wait,
+-- it stores them first, so that a job that runs long is in the storage as submitted while it
+-- runs; but not while the previous wait was short (a fast loop: the next round's results come
+-- within milliseconds, and write them).
+local function collect(self, type_, size)
+  local store = self._storage
+  if not (store and store:_has_pending(self._writer)) then return self._core:collect(type_, size) end
+  local jobs = {}
+  local ok, err = pcall(poll_then_wait, self, store, type_, size, jobs)
+  if not ok then -- Ctrl-C, a budget: the jobs already handed over are kept and stored
+    take_jobs(self, jobs)
+    error(err, 0)
+  end
+  return jobs
+end
+
 function Evaluator:gather(type_, size)
   if type_ ~= "ALL" and type_ ~= "BATCH" then
     fail(('Unsupported gather operation: %s (use "ALL" or "BATCH")'):format(tostring(type_)))
@@ -288,7 +329,7 @@ function Evaluator:gather(type_, size)
     end
     size = math.tointeger(size)
   end
-  local jobs = self._core:collect(type_, size or 1)
+  local jobs = collect(self, type_, size or 1)
   take_jobs(self, jobs)
   local others = self._storage and self:gather_other_jobs_done() or {}
   if self._callbacks[1] then call_hook(self, "on_gather", jobs, others) end
@@ -391,6 +432,10 @@ function Evaluator:_close(wait, cancel)
   if #jobs > 0 or self._unstored then -- the jobs the storage did not take yet get a last try
     take_jobs(self, jobs)
     if self._callbacks[1] then call_hook(self, "on_gather", jobs, {}) end
+  end
+  if self._storage then -- what submit left to be written, and the job numbers it did not use
+    local ok, err = pcall(self._storage._release, self._storage, self.search_id, self._writer)
+    if not ok then io.stderr:write("evaluator-lua: close: ", tostring(err), "\n") end
   end
   call_hook(self, "on_close")
 end

@@ -4,13 +4,18 @@
 -- nothing (nobody could look).
 --
 -- What an evaluator asks of a storage (private methods, the same for the three):
---   _reserve(search_id, count, list, writer) -> the first of count job numbers no one else gets;
---       the jobs are stored as submitted (parameters from list), and those whose parameters tables
---       came from _unfinished are marked resubmitted, all at once
---   _store_jobs(search_id, jobs, writer)     finished jobs, all at once
+--   _reserve(search_id, count, list, writer) -> the first of count job numbers no one else gets
+--   _submitted(search_id, first, list, writer) the core took them: they are stored as submitted
+--       (parameters from list), and those whose parameters tables came from _unfinished are
+--       marked resubmitted, all at once, at the latest with the next _store_jobs (_unreserve(first,
+--       count, writer) instead when the core refused them)
+--   _has_pending(writer), _flush(search_id, writer) submitted jobs not written yet; write them now
+--   _release(search_id, writer)              at close: write what waits, give back unused numbers
+--   _store_jobs(search_id, jobs, writer)     finished jobs (after the submitted ones), all at once
 --   _other_jobs(ev)        finished jobs of other writers that ev has not been given yet
 --   _unfinished(search_id, writer) -> {id =, parameters =} submitted by other writers, never finished
 -- writer is a random token per evaluator: it tells an evaluator's own jobs from the others'.
+local core = require "evaluator.core"
 local sqlite = require "evaluator.sqlite"
 local redis = require "evaluator.redis"
 
@@ -100,6 +105,13 @@ function MemoryStorage:_reserve(search_id, count, list, writer)
   return first
 end
 
+-- Memory is written at once: no numbers to give back, no batch waiting for a write.
+function MemoryStorage._unreserve() end
+function MemoryStorage._submitted() end
+function MemoryStorage._has_pending() return false end
+function MemoryStorage._flush() end
+function MemoryStorage._release() end
+
 function MemoryStorage:_store_jobs(search_id, jobs, writer)
   local s = search(self, search_id)
   for _, job in ipairs(jobs) do
@@ -155,18 +167,62 @@ local function handle_class(name)
     return self._h:load(job_ids)
   end
 
-  function C:_reserve(search_id, count, list, writer)
-    list = list or table.move({}, 1, count, 1, {})
-    local claiming = next(self._resubmit) ~= nil -- only after unfinished_jobs: not on every submit
-    local first = self._h:submit(tostring(search_id), list, writer, claiming and claims_of(self, list) or nil)
-    if first and claiming then forget_claims(self, list) end
+  -- Job numbers come in blocks (_blocks[writer] = { next =, stop =, size = }), so that a submit
+  -- needs no write: its batch waits in _pending[writer] for the next write, a gather's, which
+  -- stores it before its results in one transaction (see "Resume a search" in the README).
+  function C:_reserve(search_id, count, _, writer)
+    local b = self._blocks[writer]
+    if not b then
+      b = { next = 0, stop = -1, size = 32 }
+      self._blocks[writer] = b
+    end
+    if b.stop - b.next < count then
+      b.size = math.max(count, math.min(2 * b.size, 4096))
+      local first = self._h:reserve(tostring(search_id), writer, b.size, b.next, b.stop)
+      b.next, b.stop = first, first + b.size
+    end
+    local first = b.next
+    b.next = first + count
     return first
+  end
+
+  -- The core refused the submit: its numbers go back (when none were taken since).
+  function C:_unreserve(first, count, writer)
+    local b = self._blocks[writer]
+    if b and b.next == first + count then b.next = first end
+  end
+
+  -- The core took the submit: its batch is stored with the next write (claims_of: the jobs listed
+  -- by _unfinished that it submits again, marked in that write).
+  function C:_submitted(_, first, list, writer)
+    local claims = next(self._resubmit) ~= nil and claims_of(self, list) or nil -- only after unfinished_jobs
+    if claims then forget_claims(self, list) end
+    local p = self._pending[writer] or {}
+    self._pending[writer] = p
+    p[#p + 1] = { first, list, self._blocks[writer].stop, claims }
+  end
+
+  function C:_has_pending(writer) return self._pending[writer] ~= nil end
+
+  -- Store the batches waiting for a write now (before a gather waits; at close).
+  function C:_flush(search_id, writer)
+    if self._pending[writer] then self:_store_jobs(search_id, {}, writer) end
+  end
+
+  -- At close: the waiting batches are stored and the unused numbers of the block given back, so
+  -- that a later run's numbers follow this one's.
+  function C:_release(search_id, writer)
+    self:_flush(search_id, writer)
+    local b = self._blocks[writer]
+    self._blocks[writer] = nil
+    if b and b.stop > b.next then self._h:release(tostring(search_id), b.stop, b.next) end
   end
 
   -- Storing a gather's jobs reads the others' new jobs in the same transaction (or round trip);
   -- they wait in _others[writer] for the _other_jobs call that follows.
   function C:_store_jobs(search_id, jobs, writer)
-    local others, last = self._h:store(tostring(search_id), jobs, writer, self._seen[writer] or 0)
+    local others, last = self._h:store(tostring(search_id), jobs, writer, self._seen[writer] or 0, self._pending[writer])
+    self._pending[writer] = nil
     self._seen[writer] = last
     local waiting = self._others[writer]
     self._others[writer] = waiting and table.move(others, 1, #others, #waiting + 1, waiting) or others
@@ -197,16 +253,18 @@ end
 local SQLiteStorage = handle_class("SQLiteStorage")
 local RedisStorage = handle_class("RedisStorage")
 
--- Calls open(...); its error is raised again at the line that called the constructor.
+-- Calls open(...); its error is raised again at the user's line (core.raise: the line that called
+-- the constructor, or none outside a script).
 local function opened(open, ...)
   local ok, h = pcall(open, ...)
-  if not ok then error((tostring(h):gsub("^[^\n:]*:%d+: ", "")), 3) end
+  if not ok then core.raise(tostring(h)) end
   return h
 end
 
 local function new_handle_storage(cls, h, where)
   -- _seen[writer]: the last row (or list index) of the search each evaluator has been given
-  return setmetatable({ _h = h, _where = where, _resubmit = setmetatable({}, { __mode = "k" }), _seen = {}, _others = {} }, cls)
+  return setmetatable({ _h = h, _where = where, _resubmit = setmetatable({}, { __mode = "k" }), _seen = {}, _others = {},
+    _blocks = {}, _pending = {} }, cls)
 end
 
 --- evaluator.SQLiteStorage(path, { timeout = seconds }): searches and jobs in an SQLite file,
