@@ -233,6 +233,17 @@ int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, si
 
 static int dec_value(lua_State *L, const char **p, const char *end, int depth);
 
+/* Whether the encoded value at p can be a table key (not nil, not NaN), read from its bytes: a
+ * string key, the usual one, costs no call into Lua. */
+static int key_ok(const char *p, const char *end) {
+  if (p >= end || *p == W_NIL) return 0;
+  if (*p != W_FLOAT) return 1;
+  double v;
+  if ((size_t)(end - p) < 1 + sizeof v) return 0;
+  memcpy(&v, p + 1, sizeof v);
+  return v == v;
+}
+
 static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
   uint32_t narr, nrest;
   if (depth >= WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
@@ -245,11 +256,7 @@ static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
     lua_rawseti(L, -2, i);
   }
   for (uint32_t i = 0; i < nrest; i++) {
-    if (dec_value(L, p, end, depth + 1)) goto fail;
-    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
-      lua_pop(L, 1);
-      goto fail;
-    }
+    if (!key_ok(*p, end) || dec_value(L, p, end, depth + 1)) goto fail;
     if (dec_value(L, p, end, depth + 1)) {
       lua_pop(L, 1);
       goto fail;
