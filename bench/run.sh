@@ -372,6 +372,42 @@ row 10a "storage: async loop, SQLiteStorage / no storage" "$(fmt '%.3fx' "$(medi
   "$(fmt '%.0f' "$(median "${ST_NONE[@]}")") jobs/s without, $(fmt '%.0f' "$(median "${ST_SQ[@]}")") with SQLite, $(fmt '%.0f' "$(median "${ST_RD[@]}")") with Redis; $ST_N jobs, 3 ranks"
 row 10b "storage: async loop, RedisStorage / no storage" "$(fmt '%.3fx' "$(median "${ST_RR[@]}")")" ">= 0.3x" ">=" 0.3 "$(median "${ST_RR[@]}")"
 
+# ---- 11: instructions per job (callgrind: noise-free) -----------------------------------------
+# A no-op job with 4 parameters (bench/cost.lua): the root's instructions at two sizes, whose
+# difference over the difference in jobs is the cost of one job (submit + run + gather, the
+# script's own loop included), start-up and exit cancelled out. serial runs the job in the root;
+# mpicomm counts rank 0 of 3 (its workers run outside valgrind).
+# cg_instr NP METHOD N: the instructions of the root (the largest of valgrind's processes: the
+# watchdog a rank forks is counted apart).
+cg_instr() {
+  local np=$1 method=$2 n=$3 vg="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.%p"
+  rm -f "$WORK"/cg.*
+  echo "+ callgrind: $method $n jobs, $np rank(s)" >>"$LOG"
+  if [ "$np" = 1 ]; then
+    timeout "$TMO" $vg "$BIN" bench/cost.lua "$method" "$n" >>"$LOG" 2>&1 || return 1
+  else
+    timeout "$TMO" mpirun --oversubscribe -np "$np" bash -c 'if [ "$OMPI_COMM_WORLD_RANK" = 0 ]; then exec '"$vg"' "$@"; else exec "$@"; fi' \
+      _ "$BIN" bench/cost.lua "$method" "$n" >>"$LOG" 2>&1 || return 1
+  fi
+  cat "$WORK"/cg.* | awk '$1 == "summary:" && $2 > m { m = $2 } END { if (m != "") print m }'
+}
+if command -v valgrind >/dev/null; then
+  [ "$QUICK" = 1 ] && CG_N1=500 CG_N2=2500 || CG_N1=1000 CG_N2=11000
+  for m in serial mpicomm; do
+    np=1
+    [ $m = mpicomm ] && np=3
+    note "11: callgrind: instructions per $m job ($CG_N1 and $CG_N2 jobs)"
+    a=$(cg_instr $np $m $CG_N1) && b=$(cg_instr $np $m $CG_N2) || { a="" b=""; note "callgrind of $m failed; see the log"; }
+    per=$( [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
+    row "11-$m" "instructions per no-op job (4 parameters), $m root" "$(fmt '%.0f' "$per")" "<= 8000" "<=" 8000 "$per" \
+      "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included"
+  done
+  rm -f "$WORK"/cg.*
+else
+  note "valgrind is not installed (apt-get install valgrind): row 11 cannot be measured"
+  row 11 "instructions per no-op job (callgrind)" "" "<= 8000" "<=" 8000 ""
+fi
+
 print_table
 [ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }
 if [ $ERRORS -gt 0 ]; then

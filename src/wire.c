@@ -13,6 +13,22 @@ enum { W_NIL = 'n', W_NULL = 'N', W_FALSE = 'f', W_TRUE = 't', W_INT = 'i', W_FL
 #define DEPTH_WHY "tables may nest at most " WIRE_MAX_DEPTH_TEXT " levels deep"
 #define WIRE_FAST_DEPTH 16 /* deeper than this, encoding starts again with a cycle check */
 
+/* One reservation per value, not per field: encoding is on every job's path (submit). */
+static inline void put_raw(buf_t *b, char tag, const void *v, size_t n) {
+  char *d = buf_reserve(b, 1 + n);
+  d[0] = tag;
+  memcpy(d + 1, v, n);
+  b->len += 1 + n;
+}
+
+static inline void put_str(buf_t *b, const char *s, uint32_t n) {
+  char *d = buf_reserve(b, 5 + (size_t)n);
+  d[0] = W_STR;
+  memcpy(d + 1, &n, 4);
+  memcpy(d + 5, s, n);
+  b->len += 5 + (size_t)n;
+}
+
 void wire_put_u32(buf_t *b, uint32_t v) { buf_add(b, &v, sizeof v); }
 void wire_put_u64(buf_t *b, uint64_t v) { buf_add(b, &v, sizeof v); }
 void wire_put_f64(buf_t *b, double v) { buf_add(b, &v, sizeof v); }
@@ -124,10 +140,9 @@ static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
    * count is patched in at the end, so the table is walked once. */
   lua_Integer narr = (lua_Integer)lua_rawlen(L, idx);
   if (narr > UINT32_MAX) return enc_fail(e, pt, "is a table too long to send", "at most 2^32 - 1 elements");
-  buf_addc(e->b, W_TABLE);
-  wire_put_u32(e->b, (uint32_t)narr);
-  size_t count_at = e->b->len;
-  wire_put_u32(e->b, 0);
+  uint32_t counts[2] = {(uint32_t)narr, 0};
+  put_raw(e->b, W_TABLE, counts, sizeof counts);
+  size_t count_at = e->b->len - sizeof counts[1];
   for (lua_Integer i = 1; i <= narr; i++) {
     lua_pushinteger(L, i);
     path_t sub = {pt, L, lua_gettop(L)};
@@ -169,19 +184,18 @@ static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
     case LUA_TBOOLEAN: buf_addc(e->b, lua_toboolean(L, idx) ? W_TRUE : W_FALSE); return 0;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
-        buf_addc(e->b, W_INT);
-        wire_put_u64(e->b, (uint64_t)lua_tointeger(L, idx));
+        uint64_t v = (uint64_t)lua_tointeger(L, idx);
+        put_raw(e->b, W_INT, &v, sizeof v);
       } else {
-        buf_addc(e->b, W_FLOAT);
-        wire_put_f64(e->b, lua_tonumber(L, idx));
+        double v = lua_tonumber(L, idx);
+        put_raw(e->b, W_FLOAT, &v, sizeof v);
       }
       return 0;
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
       if (n > UINT32_MAX) return enc_fail(e, pt, "is a string over 4 GiB", "strings must be shorter");
-      buf_addc(e->b, W_STR);
-      wire_put_bytes(e->b, s, n);
+      put_str(e->b, s, (uint32_t)n);
       return 0;
     }
     case LUA_TTABLE: return enc_table(e, idx, pt, depth);
@@ -219,6 +233,17 @@ int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, si
 
 static int dec_value(lua_State *L, const char **p, const char *end, int depth);
 
+/* Whether the encoded value at p can be a table key (not nil, not NaN), read from its bytes: a
+ * string key, the usual one, costs no call into Lua. */
+static int key_ok(const char *p, const char *end) {
+  if (p >= end || *p == W_NIL) return 0;
+  if (*p != W_FLOAT) return 1;
+  double v;
+  if ((size_t)(end - p) < 1 + sizeof v) return 0;
+  memcpy(&v, p + 1, sizeof v);
+  return v == v;
+}
+
 static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
   uint32_t narr, nrest;
   if (depth >= WIRE_MAX_DEPTH || wire_get_u32(p, end, &narr) || wire_get_u32(p, end, &nrest)) return -1;
@@ -231,11 +256,7 @@ static int dec_table(lua_State *L, const char **p, const char *end, int depth) {
     lua_rawseti(L, -2, i);
   }
   for (uint32_t i = 0; i < nrest; i++) {
-    if (dec_value(L, p, end, depth + 1)) goto fail;
-    if (lua_isnil(L, -1) || (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))) {
-      lua_pop(L, 1);
-      goto fail;
-    }
+    if (!key_ok(*p, end) || dec_value(L, p, end, depth + 1)) goto fail;
     if (dec_value(L, p, end, depth + 1)) {
       lua_pop(L, 1);
       goto fail;
