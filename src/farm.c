@@ -67,11 +67,20 @@ static int depth(const farm_t *f) {
 
 /* ---- hand-out ---- */
 
+/* What worker wi is told of the budget: its deadline on the worker's own clock (0 for none). An
+ * absolute time, not the seconds left: those would start counting only when the message arrives,
+ * so a worker would start jobs after the budget ran out. */
+static double budget_for(const farm_t *f, int wi) {
+  if (f->ex.budget <= 0) return 0;
+  double d = f->ex.budget + f->w[wi].offset;
+  return d > 0 ? d : 1e-9; /* a clock that started later: already past */
+}
+
 static void send_batch(farm_t *f, int wi, uint32_t k) {
   buf_t *m = &f->msg;
   m->len = 0;
   wire_put_u32(m, k);
-  wire_put_f64(m, f->ex.budget > 0 ? f->ex.budget - clock_now() : -1.0);
+  wire_put_f64(m, budget_for(f, wi));
   uint32_t sent = 0;
   for (uint32_t i = 0; i < k && (i == 0 || m->len < MAX_BATCH_BYTES); i++, sent++) {
     uint32_t slot;
@@ -153,10 +162,15 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
     ring_pop(w);
     forget_held(w);
     w->started = r.t_end - w->offset; /* the next one starts as this one ends */
-    double took = r.t_end - r.t_start;
-    f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
-    r.t_start -= w->offset, r.t_end -= w->offset;
     r.rank = rank;
+    if (r.t_start == OUTCOME_NEVER_STARTED) { /* cancelled in the worker's queue, or its budget gone */
+      r.t_start = r.t_end;
+      r.rank = -1;
+    } else {
+      double took = r.t_end - r.t_start;
+      f->avg_job = f->avg_job < 0 ? took : 0.8 * f->avg_job + 0.2 * took;
+    }
+    r.t_start -= w->offset, r.t_end -= w->offset;
     fn(ud, &r);
   }
   want(f, wi);
@@ -262,7 +276,7 @@ static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
     buf_t m;
     buf_init(&m);
     wire_put_u32(&m, op);
-    wire_put_f64(&m, arg);
+    wire_put_f64(&m, op == CTRL_BUDGET ? budget_for(f, i) : arg);
     f->link->ops->send(f->link, i, TAG_CTRL, &m);
     buf_free(&m);
   }
@@ -271,7 +285,7 @@ static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
 static void farm_set_budget(executor_t *ex, double deadline) {
   farm_t *f = (farm_t *)ex;
   ex->budget = deadline;
-  send_ctrl_to_busy(f, CTRL_BUDGET, deadline > 0 ? deadline - clock_now() : -1.0);
+  send_ctrl_to_busy(f, CTRL_BUDGET, 0);
 }
 
 static void farm_cancel(executor_t *ex, int running) {

@@ -14,9 +14,11 @@ uint64_t link_host_id(void);
 /* Message tags. Layouts (host byte order, fields of wire.h):
  *  HELLO   root->worker  f64 root_now, f64 job_timeout, u64 mem_limit, bytes search_id
  *          worker->root  f64 root_now (echoed), f64 worker_now, u64 host_id
- *  JOBS    root->worker  u32 count, f64 budget_left (<0: none), count x { u32 slot, u64 n, value params }
- *  CTRL    root->worker  u32 op, f64 arg
+ *  JOBS    root->worker  u32 count, f64 budget (the deadline on the worker's clock; 0: none),
+ *                        count x { u32 slot, u64 n, value params }
+ *  CTRL    root->worker  u32 op, f64 arg (CTRL_BUDGET: the budget, as in JOBS)
  *  RESULTS worker->root  u32 count, count x { u32 slot, f64 t_start, f64 t_end, bytes outcome }
+ *                        (t_start OUTCOME_NEVER_STARTED: cancelled before it began)
  *  DEAD    (from a root link only) the worker is gone; msg holds a reason */
 enum { TAG_HELLO = 1, TAG_JOBS, TAG_CTRL, TAG_RESULTS, TAG_DEAD };
 enum { CTRL_STOP = 1, CTRL_CANCEL_QUEUED, CTRL_CANCEL_ALL, CTRL_BUDGET };

@@ -18,6 +18,10 @@ typedef enum run_status {
   RUN_CRASHED     /* the worker process died: "F_CRASHED" */
 } run_status;
 
+/* The start time of a job that never started (cancelled while queued, or its budget gone before
+ * it began): it is reported with metadata.rank -1. No monotonic clock reads 0. */
+#define OUTCOME_NEVER_STARTED 0.0
+
 /* The objective a job that did not return a valid result gets: "F", "F_TIMEOUT", ... */
 const char *outcome_objective(run_status st);
 /* The job's status as the user sees it: "CANCELLED" (stopped: timeout, budget, close) or "DONE". */

@@ -36,6 +36,7 @@ static int serial_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud)
   s->out.len = 0;
   s->lim.deadline = ex->budget;
   runner_run(s->runner, n, params, len, &s->lim, &s->out, &r.t_start, &r.t_end);
+  if (r.t_start == OUTCOME_NEVER_STARTED) r.t_start = r.t_end, r.rank = -1;
   r.outcome = s->out.data, r.len = s->out.len;
   fn(ud, &r);
   return 1;

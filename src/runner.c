@@ -88,8 +88,8 @@ static run_status call_guarded(runner_t *r, const job_limits *lim, double *t_sta
   int rc = stopped ? LUA_OK : lua_pcall(L, 2, 1, base);
   run_status ended = guard_end(g);
   subprocess_reap_orphans();
-  *t_start = start;
   *t_end = clock_now();
+  *t_start = stopped ? OUTCOME_NEVER_STARTED : start;
   if (stopped || ended) {
     lua_settop(L, base - 1);
     lua_pushstring(L, outcome_stop_message(stopped ? stopped : ended));

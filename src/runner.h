@@ -43,7 +43,8 @@ void runner_serving(runner_t *r, int on);
 run_status runner_deadline(const job_limits *lim, double start, double *deadline);
 
 /* Run job number n with the parameters params[0..len) (a wire.h value) under lim: append its
- * outcome to out, set its start and end times (monotonic). Returns how it ended. */
+ * outcome to out, set its start and end times (monotonic; the start is OUTCOME_NEVER_STARTED for a
+ * job stopped before it began). Returns how it ended. */
 run_status runner_run(runner_t *r, uint64_t n, const char *params, size_t len, const job_limits *lim, buf_t *out,
                       double *t_start, double *t_end);
 

@@ -68,7 +68,8 @@ static void on_hello(wctx *w, const buf_t *m) {
   buf_free(&r);
 }
 
-static void set_budget(wctx *w, double left) { w->lim.deadline = left < 0 ? 0 : clock_now() + left; }
+/* deadline: when the search's budget runs out, on this worker's clock (0 for none). */
+static void set_budget(wctx *w, double deadline) { w->lim.deadline = deadline; }
 
 /* Every job still queued comes back cancelled, unrun. */
 static void cancel_queue(wctx *w) {
@@ -80,7 +81,8 @@ static void cancel_queue(wctx *w) {
   uint64_t n;
   const char *params;
   size_t len;
-  while (jobq_pop(&w->q, &slot, &n, &params, &len) == 0) add_result(w, slot, now, now, out.data, out.len);
+  while (jobq_pop(&w->q, &slot, &n, &params, &len) == 0)
+    add_result(w, slot, OUTCOME_NEVER_STARTED, now, out.data, out.len);
   buf_free(&out);
 }
 
@@ -109,9 +111,9 @@ static run_status on_ctrl(wctx *w, const buf_t *m) {
 static void on_jobs(wctx *w, const buf_t *m) {
   const char *p = m->data, *end = p + m->len;
   uint32_t count;
-  double budget_left;
-  if (wire_get_u32(&p, end, &count) || wire_get_f64(&p, end, &budget_left)) return;
-  set_budget(w, budget_left);
+  double budget;
+  if (wire_get_u32(&p, end, &count) || wire_get_f64(&p, end, &budget)) return;
+  set_budget(w, budget);
   jobq_push_encoded(&w->q, p, (size_t)(end - p), count);
 }
 

@@ -26,6 +26,31 @@ report { seen = j.metadata.seen, x = j.parameters.x, added = j.parameters.added 
       assert.are.same({ seen = "args,id,parameters|nil|true", x = 1, added = true, p_x = 1, same = true }, t)
     end)
 
+    -- After 200 short jobs a worker holds many jobs in advance; when the budget runs out, those it
+    -- never began come back from the worker itself: they too must say they never started.
+    it("jobs a worker held in advance and never began come back with rank -1 when the budget runs out", function()
+      local t = on_root(m, [[function(job)
+  if job.parameters.spin then local t = os.time() + 30; while os.time() < t do end end
+  return 1
+end]], m.name == "serial" and "nil" or "{ num_workers = 2 }", [[
+local warm = {}
+for i = 1, 200 do warm[i] = {} end
+ev:submit(warm)
+ev:gather("ALL")
+local spin = {}
+for i = 1, 40 do spin[i] = { spin = true } end
+ev:set_timeout(1)
+ev:submit(spin)
+local started, never = 0, 0
+for _, j in ipairs(ev:gather("ALL")) do
+  if j.metadata.rank == -1 then never = never + 1 else started = started + 1 end
+end
+report { started = started, never = never }
+]], { timeout = 60 })
+      assert.are.equal(40, t.started + t.never)
+      assert.is_true(t.started <= (m.name == "serial" and 1 or 2), t.started .. " jobs say they started on 2 workers")
+    end)
+
     it("a run function that recurses without end fails its job quickly with 'stack overflow'; the next job runs", function()
       local t = on_root(m, [[function(job)
   if job.parameters.ok then return 7 end
