@@ -9,13 +9,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Write n (>= 0) in decimal at o; returns the end. */
+/* "00" .. "99": two digits per division. */
+static const char PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                               "8081828384858687888990919293949596979899";
+
+/* Write n in decimal at o; returns the end. */
 static char *put_uint(char *o, unsigned long long n) {
   char tmp[24];
-  int k = 0;
-  do tmp[k++] = (char)('0' + n % 10); while ((n /= 10));
-  while (k) *o++ = tmp[--k];
-  return o;
+  int k = 24;
+  for (; n >= 100; n /= 100) memcpy(tmp + (k -= 2), PAIRS + 2 * (n % 100), 2);
+  if (n >= 10) memcpy(tmp + (k -= 2), PAIRS + 2 * n, 2);
+  else tmp[--k] = (char)('0' + n);
+  memcpy(o, tmp + k, (size_t)(24 - k));
+  return o + (24 - k);
 }
 
 /* Write "e" and the exponent: "e-5", or "e+05" style (sign and two digits) when python_style. */
@@ -76,17 +83,34 @@ static const uint64_t P5[28] = {1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 1562
                                 2384185791015625ULL, 11920928955078125ULL, 59604644775390625ULL,
                                 298023223876953125ULL, 1490116119384765625ULL, 7450580596923828125ULL};
 
-/* m * 2^e * 10^p as the exact fraction *n / *d; 0 when it would not fit in 128 bits. */
-static int scaled(uint64_t m, int e, int p, u128 *n, u128 *d) {
+/* m * 2^e * 10^p as the exact fraction n / (odd * 2^sh); 0 when it would not fit in 128 bits. */
+typedef struct frac {
+  u128 n;
+  uint64_t odd; /* 1, or 5^-p */
+  int sh;
+} frac;
+
+static int scaled(uint64_t m, int e, int p, frac *f) {
   if (p < -27 || p > 27) return 0;
-  *n = m, *d = 1;
-  if (p >= 0) *n *= P5[p];
-  else *d = P5[-p];
   int s = e + p; /* 10^p = 5^p * 2^p */
   if (s > 64 || s < -64) return 0;
-  if (s >= 0) *n <<= s;
-  else *d <<= -s;
+  f->n = p >= 0 ? (u128)m * P5[p] : m;
+  f->odd = p >= 0 ? 1 : P5[-p];
+  f->sh = s < 0 ? -s : 0;
+  if (s > 0) f->n <<= s;
   return 1;
+}
+
+/* q = floor(n / d) and r = n - q * d: shifts alone for the usual d, a power of two. */
+static void divide(const frac *f, u128 *q, u128 *r) {
+  if (f->odd == 1) {
+    *q = f->n >> f->sh;
+    *r = f->n & (((u128)1 << f->sh) - 1);
+    return;
+  }
+  u128 d = (u128)f->odd << f->sh;
+  *q = f->n / d;
+  *r = f->n - *q * d;
 }
 
 /* The common case without printf or strtod, in exact integer arithmetic. For k = 15, 16, 17
@@ -100,24 +124,28 @@ static int shortest_fast(double ad, char digits[24], int *e10_out) {
   memcpy(&bits, &ad, sizeof bits);
   uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
   int e = (int)(bits >> 52) - 1075; /* ad = m * 2^e, a normal double */
-  int e10 = (int)floor((e + 52) * 0.30102999566398120), at_pow2 = m == 1ULL << 52;
+  int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed below */
+  int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
   for (int k = 15, fixes = 0; k <= 17; k++) {
     int p = k - 1 - e10;
-    u128 n, d;
-    if (!scaled(m, e, p, &n, &d)) return 0;
-    u128 q = n / d, lo = P5[k - 1] << (k - 1), hi = lo * 10;
-    if ((q >= hi || q < lo) && fixes++ < 2) { /* the estimate of e10 was one off */
+    frac f;
+    u128 q, r;
+    if (!scaled(m, e, p, &f)) return 0;
+    divide(&f, &q, &r);
+    u128 lo = P5[k - 1] << (k - 1), hi = lo * 10, d = (u128)f.odd << f.sh;
+    if (q >= hi || q < lo) { /* the estimate of e10 was one off */
+      if (fixes++ == 2) return 0;
       e10 += q >= hi ? 1 : -1;
       k--;
       continue;
     }
-    u128 r = n - q * d, twice = 2 * r; /* x = q + r/d */
+    u128 twice = 2 * r; /* x = q + r/d */
     if (twice == d) return 0;
     int below = twice < d; /* v = q, below x, or q + 1, above it */
     u128 v = below ? q : q + 1, dist = below ? r : d - r; /* |v - x| = dist / d */
     if (k < 17) {
-      u128 t = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
-      if (t > n || (t == n && (m & 1))) continue;
+      u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
+      if (w > f.n || (w == f.n && (m & 1))) continue;
     }
     int len = (int)(put_uint(digits, (unsigned long long)v) - digits);
     *e10_out = len - 1 - p; /* len = k + 1 when x rounded up to 10^k */
@@ -147,12 +175,17 @@ static char *put_repr(const char *digits, int nd, int exp, int neg, char *o) {
     for (int i = -1; i > exp; i--) *o++ = '0';
     memcpy(o, digits, (size_t)nd);
     o += nd;
-  } else {
-    for (int i = 0; i <= exp || i < nd; i++) {
-      if (i == exp + 1) *o++ = '.';
-      *o++ = i < nd ? digits[i] : '0';
-    }
-    if (nd <= exp + 1) *o++ = '.', *o++ = '0';
+  } else if (nd > exp + 1) { /* 12.5 */
+    memcpy(o, digits, (size_t)exp + 1);
+    o += exp + 1;
+    *o++ = '.';
+    memcpy(o, digits + exp + 1, (size_t)(nd - exp - 1));
+    o += nd - exp - 1;
+  } else { /* 1200.0 */
+    memcpy(o, digits, (size_t)nd);
+    memset(o + nd, '0', (size_t)(exp + 1 - nd));
+    o += exp + 1;
+    *o++ = '.', *o++ = '0';
   }
   *o = '\0';
   return o;
