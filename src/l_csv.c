@@ -30,7 +30,17 @@ typedef struct cell {
   size_t off, len;
 } cell_t;
 
+/* Column numbers of parameter (kind 0) and metadata (kind 1) keys by the address of the key's
+ * string: Lua interns short strings, so one address is one key for the whole dump (the jobs table
+ * keeps every key alive); a key not found here goes through the Lua cache tables. */
+enum { KEY_SLOTS = 256 };
+typedef struct key_slot {
+  const void *key;
+  size_t col;
+} key_slot;
+
 typedef struct dump_state {
+  key_slot keys[2][KEY_SLOTS];
   cell_t *cells;
   size_t ncells, cap;
   size_t *row_end; /* row r's cells are cells[row_end[r-1] .. row_end[r]) */
@@ -54,6 +64,16 @@ static int state_gc(lua_State *L) {
 }
 
 static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
+
+/* The slot of key in the kind's table: the one holding it, or the empty one to fill; NULL when full. */
+static key_slot *key_slot_of(dump_state *st, int kind, const void *key) {
+  size_t h = (size_t)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15ULL >> 56);
+  for (size_t i = 0; i < KEY_SLOTS; i++) {
+    key_slot *s = &st->keys[kind][(h + i) % KEY_SLOTS];
+    if (s->key == key || !s->key) return s;
+  }
+  return NULL;
+}
 
 static void add_cell(dump_state *st, size_t col, const char *lua, size_t off, size_t len) {
   if (st->ncells == st->cap) {
@@ -93,19 +113,18 @@ static const char *describe(lua_State *L, const where_t *w) {
 /* A value the CSV cannot hold (a function, a cyclic table...): its cell gets "<type>: <address>",
  * as tostring would write it (without metamethods, which could raise), and a warning goes to
  * stderr. Raising instead would keep the job in jobs_done and fail every later dump with it. */
-static void add_unwritable(lua_State *L, size_t col, int idx, const where_t *w, const char *why) {
+static void add_unwritable(lua_State *L, dump_state *st, size_t col, int idx, const where_t *w, const char *why) {
   size_t n;
   const char *cell = lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
   fprintf(stderr, "evaluator-lua: warning: dump_jobs_done_to_csv: %s %s: written as \"%s\"\n", describe(L, w), why,
           cell);
   cell = lua_tolstring(L, -2, &n);
-  add_arena_copy(state_of(L), col, cell, n);
+  add_arena_copy(st, col, cell, n);
   lua_pop(L, 2);
 }
 
 /* The cell of column col for the value at idx (kept where it is). */
-static void add_value(lua_State *L, size_t col, int idx, const where_t *w) {
-  dump_state *st = state_of(L);
+static void add_value(lua_State *L, dump_state *st, size_t col, int idx, const where_t *w) {
   size_t n;
   switch (lua_type(L, idx)) {
   case LUA_TSTRING: {
@@ -127,7 +146,7 @@ static void add_value(lua_State *L, size_t col, int idx, const where_t *w) {
     size_t start = st->arena.len;
     if (json_encode(L, idx, &st->arena, err, sizeof err)) {
       st->arena.len = start;
-      add_unwritable(L, col, idx, w, err);
+      add_unwritable(L, st, col, idx, w, err);
       return;
     }
     add_cell(st, col, NULL, start, st->arena.len - start);
@@ -141,7 +160,7 @@ static void add_value(lua_State *L, size_t col, int idx, const where_t *w) {
     /* fall through */
   default: {
     const char *why = lua_pushfstring(L, "is a %s: cannot write it to CSV", luaL_typename(L, idx));
-    add_unwritable(L, col, idx, w, why);
+    add_unwritable(L, st, col, idx, w, why);
     lua_pop(L, 1);
   }
   }
@@ -168,6 +187,12 @@ static size_t column_of_name(lua_State *L) {
  * place: the key still drives lua_next), refusing NUL bytes that a C column name cannot hold.
  * Cached per dump in the table at cache, so a name is made once per key. */
 static size_t column_of_key(lua_State *L, const char *prefix, int idx, const char *job, int cache) {
+  idx = lua_absindex(L, idx);
+  key_slot *slot = NULL;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    slot = key_slot_of(state_of(L), cache == S_MCOLS, lua_topointer(L, idx));
+    if (slot && slot->key) return slot->col;
+  }
   lua_pushvalue(L, idx);
   if (lua_rawget(L, cache) == LUA_TNUMBER) {
     size_t col = (size_t)lua_tointeger(L, -1);
@@ -190,6 +215,7 @@ static size_t column_of_key(lua_State *L, const char *prefix, int idx, const cha
   lua_pushvalue(L, idx);
   lua_pushinteger(L, (lua_Integer)col);
   lua_rawset(L, cache);
+  if (slot) *slot = (key_slot){lua_topointer(L, idx), col};
   return col;
 }
 
@@ -218,6 +244,7 @@ static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
 static void add_fields(lua_State *L, int job, const char *id, const char *field, const char *prefix,
                        int is_metadata) {
   int t = lua_getfield(L, job, field), tbl = lua_gettop(L);
+  dump_state *st = state_of(L);
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
@@ -228,7 +255,7 @@ static void add_fields(lua_State *L, int job, const char *id, const char *field,
     if (take) {
       size_t col = column_of_key(L, prefix, -2, id, is_metadata ? S_MCOLS : S_PCOLS);
       where_t w = {id, field, col, strlen(prefix)};
-      add_value(L, col, lua_gettop(L), &w);
+      add_value(L, st, col, lua_gettop(L), &w);
     } else if (!is_metadata) {
       luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, -2));
     }
@@ -238,9 +265,10 @@ static void add_fields(lua_State *L, int job, const char *id, const char *field,
 
 static void add_objective(lua_State *L, int job, const char *id) {
   int t = lua_getfield(L, job, "objective"), obj = lua_gettop(L);
+  dump_state *st = state_of(L);
   where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-    add_value(L, column_of(L, "objective"), obj, &w);
+    add_value(L, st, column_of(L, "objective"), obj, &w);
   } else if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, obj);
     for (lua_Integer k = 1; k <= n; k++) {
@@ -248,7 +276,7 @@ static void add_objective(lua_State *L, int job, const char *id) {
         luaL_error(L, "job %s: objective[%d] is a %s, expected a number", id, (int)k, luaL_typename(L, -1));
       lua_pushfstring(L, "objective_%d", (int)(k - 1));
       size_t col = column_of_name(L);
-      add_value(L, col, lua_gettop(L), &w);
+      add_value(L, st, col, lua_gettop(L), &w);
       lua_pop(L, 1);
     }
   } else if (t != LUA_TNIL) {
