@@ -235,7 +235,10 @@ static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
   if (n == 0 || digits[n] != '\0' || n > 18) /* 18 digits always fit in int64 */
     luaL_error(L, "job #%d: id \"%s\" does not end with an integer", (int)i, id);
   while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
-  add_cell(state_of(L), column_of(L, "job_id"), digits, 0, n);
+  size_t col = column_of(L, "job_id");
+  /* A string id is the job table's own; an integer's text is a new string, gone after this job. */
+  if (t == LUA_TSTRING) add_cell(state_of(L), col, digits, 0, n);
+  else add_arena_copy(state_of(L), col, digits, n);
   return id;
 }
 
