@@ -17,9 +17,10 @@
 #include "numfmt.h"
 
 /* Where l_csv_dump keeps its work, after its three arguments: the dump's C state (a userdata,
- * freed by __gc whatever error is raised), the column names in order of appearance, and caches
- * that map a parameter key, a metadata key or any column name to its column number (1-based). */
-enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_NCOLS };
+ * freed by __gc whatever error is raised), the column names in order of appearance, caches that
+ * map a parameter key, a metadata key or any column name to its column number (1-based), and the
+ * values read from the jobs, kept alive until the file is written. */
+enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_NCOLS, S_ANCHOR };
 
 /* One cell as it is found: its column and its text, either a Lua string's bytes (anchored in the
  * jobs table, which nothing changes while the dump runs) or a span of the state's arena, whose
@@ -45,6 +46,7 @@ typedef struct dump_state {
   size_t ncells, cap;
   size_t *row_end; /* row r's cells are cells[row_end[r-1] .. row_end[r]) */
   buf_t arena;     /* formatted numbers, JSON texts */
+  lua_Integer anchored; /* entries in S_ANCHOR */
   const char **table_cells;
   size_t *table_lens;
 } dump_state;
@@ -64,6 +66,19 @@ static int state_gc(lua_State *L) {
 }
 
 static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
+
+/* Push job[field], kept alive for the whole dump when it is a string or a table: cells point into
+ * its strings, and keys are known by their address, so a job whose fields are made on access
+ * (an __index that builds them) must not see them collected before the file is written. */
+static int get_field(lua_State *L, int job, const char *field) {
+  int t = lua_getfield(L, job, field);
+  if (t == LUA_TSTRING || t == LUA_TTABLE) {
+    dump_state *st = state_of(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, S_ANCHOR, ++st->anchored);
+  }
+  return t;
+}
 
 /* The slot of key in the kind's table: the one holding it, or the empty one to fill; NULL when full. */
 static key_slot *key_slot_of(dump_state *st, int kind, const void *key) {
@@ -226,7 +241,7 @@ static size_t column_of(lua_State *L, const char *name) {
 
 /* The job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
 static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
-  int t = lua_getfield(L, job, "id");
+  int t = get_field(L, job, "id");
   if (t != LUA_TSTRING && !lua_isinteger(L, -1))
     luaL_error(L, "job #%d: id is a %s, expected a string", (int)i, luaL_typename(L, -1));
   const char *id = lua_tostring(L, -1);
@@ -246,7 +261,7 @@ static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
  * string keys that do not start with "_" (the others are private to the runtime or the user). */
 static void add_fields(lua_State *L, int job, const char *id, const char *field, const char *prefix,
                        int is_metadata) {
-  int t = lua_getfield(L, job, field), tbl = lua_gettop(L);
+  int t = get_field(L, job, field), tbl = lua_gettop(L);
   dump_state *st = state_of(L);
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
@@ -267,7 +282,7 @@ static void add_fields(lua_State *L, int job, const char *id, const char *field,
 }
 
 static void add_objective(lua_State *L, int job, const char *id) {
-  int t = lua_getfield(L, job, "objective"), obj = lua_gettop(L);
+  int t = get_field(L, job, "objective"), obj = lua_gettop(L);
   dump_state *st = state_of(L);
   where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
@@ -351,6 +366,7 @@ int l_csv_dump(lua_State *L) {
   lua_newtable(L); /* S_PCOLS */
   lua_newtable(L); /* S_MCOLS */
   lua_newtable(L); /* S_NCOLS */
+  lua_newtable(L); /* S_ANCHOR */
   luaL_checkstack(L, 16, "dump");
   for (lua_Integer i = 1; i <= n; i++) add_job(L, i);
   csv_table t = build_table(L, (size_t)n);
