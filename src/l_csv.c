@@ -4,6 +4,7 @@
 #include "l_csv.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,7 +367,7 @@ int l_csv_dump(lua_State *L) {
   lua_newtable(L); /* S_PCOLS */
   lua_newtable(L); /* S_MCOLS */
   lua_newtable(L); /* S_NCOLS */
-  lua_newtable(L); /* S_ANCHOR */
+  lua_createtable(L, n < INT_MAX / 4 ? (int)n * 4 : INT_MAX, 0); /* S_ANCHOR: up to 4 values a job */
   luaL_checkstack(L, 16, "dump");
   for (lua_Integer i = 1; i <= n; i++) add_job(L, i);
   csv_table t = build_table(L, (size_t)n);
