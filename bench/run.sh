@@ -41,6 +41,8 @@ if [ "$QUICK" = 1 ]; then
   INT_NOOP=5000 INT_CPU=4 INT_SECONDS=0.05  # row 7
   M_NOOP=2000 M_CPU=4 M_SECONDS=0.1         # row 8
   ST_N=5000                                 # row 10
+  CSV_N=20000 CSV_CG_N=2000                 # row 11
+  SC_SCALE=4                                # row 12: jobs per worker divided by this
   TMO=60
 else
   REPS=${BENCH_REPS:-5}
@@ -52,6 +54,8 @@ else
   INT_NOOP=50000 INT_CPU=8 INT_SECONDS=0.2
   M_NOOP=20000 M_CPU=8 M_SECONDS=0.25
   ST_N=20000
+  CSV_N=100000 CSV_CG_N=10000
+  SC_SCALE=1
   TMO=300
 fi
 FLOOR_DEPTH=${BENCH_FLOOR_DEPTH:-2}
@@ -143,17 +147,21 @@ for p in farm_floor bare_mpi; do
   fi
 done
 
+# apt_install PKG: install a Debian package the benchmarks need (quietly, bounded).
+apt_install() {
+  note "installing $1"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+  DEBIAN_FRONTEND=noninteractive timeout 300 $sudo apt-get install -y -q --no-install-recommends "$1" >>"$LOG" 2>&1 && return 0
+  DEBIAN_FRONTEND=noninteractive timeout 300 $sudo apt-get update -q >>"$LOG" 2>&1
+  DEBIAN_FRONTEND=noninteractive timeout 300 $sudo apt-get install -y -q --no-install-recommends "$1" >>"$LOG" 2>&1
+}
+
 # mpi4py.futures (Debian's python3-mpi4py, for Debian's python3 and Open MPI).
 PY=/usr/bin/python3
 have_mpi4py() { [ -x "$PY" ] && "$PY" -c "import mpi4py.futures" 2>/dev/null; }
 if ! have_mpi4py; then
-  note "installing python3-mpi4py"
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
-  if ! DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get install -y -q --no-install-recommends python3-mpi4py >>"$LOG" 2>&1; then
-    DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get update -q >>"$LOG" 2>&1
-    DEBIAN_FRONTEND=noninteractive timeout 300 $SUDO apt-get install -y -q --no-install-recommends python3-mpi4py >>"$LOG" 2>&1
-  fi
+  apt_install python3-mpi4py
   have_mpi4py || note "python3-mpi4py is not available: row 2 is skipped"
 fi
 
@@ -372,7 +380,91 @@ row 10a "storage: async loop, SQLiteStorage / no storage" "$(fmt '%.3fx' "$(medi
   "$(fmt '%.0f' "$(median "${ST_NONE[@]}")") jobs/s without, $(fmt '%.0f' "$(median "${ST_SQ[@]}")") with SQLite, $(fmt '%.0f' "$(median "${ST_RD[@]}")") with Redis; $ST_N jobs, 3 ranks"
 row 10b "storage: async loop, RedisStorage / no storage" "$(fmt '%.3fx' "$(median "${ST_RR[@]}")")" ">= 0.3x" ">=" 0.3 "$(median "${ST_RR[@]}")"
 
-# ---- 11: instructions per job (callgrind: noise-free) -----------------------------------------
+# ---- 11: CSV dumps: instructions per row, and against pandas' DataFrame.to_csv on the same rows --
+note "11: CSV: dump_jobs_done_to_csv of $CSV_N jobs (4 parameters, 11 columns) and pandas to_csv of the same rows ($REPS runs)"
+have_pandas() { [ -x "$PY" ] && "$PY" -c "import pandas" 2>/dev/null; }
+have_pandas || apt_install python3-pandas
+C_EVL=() C_PD=() C_R=() C_SAME=()
+for ((i = 1; i <= REPS; i++)); do
+  rm -f "$WORK/evl.csv" "$WORK/pandas.csv"
+  # Each side takes the fastest of 3 writes in its process: the ratio of two noisy times, made steadier.
+  echo "+ $BIN bench/csv.lua $CSV_N $WORK/evl.csv 3" >>"$LOG"
+  o=$(timeout "$TMO" "$BIN" bench/csv.lua "$CSV_N" "$WORK/evl.csv" 3 2>>"$LOG") || o=""
+  echo "$o" >>"$LOG"
+  e=$(field CSV seconds "$o") p="" same=""
+  if [ -n "$e" ] && have_pandas; then
+    o=$(timeout "$TMO" "$PY" bench/csv_pandas.py "$WORK/evl.csv" "$WORK/pandas.csv" 3 2>>"$LOG") || o=""
+    echo "$o" >>"$LOG"
+    p=$(field PANDAS seconds "$o") same=$(field PANDAS identical "$o")
+  fi
+  C_EVL+=("$e") C_PD+=("$p") C_SAME+=("$same")
+  [ -n "$e" ] && [ -n "$p" ] && C_R+=("$(div "$p" "$e")")
+  note "  run $i: evaluator-lua $e s, pandas $p s (same bytes: $same)"
+done
+rm -f "$WORK/evl.csv" "$WORK/pandas.csv"
+CG=""
+if command -v valgrind >/dev/null; then # instructions are noise-free: one run
+  echo "+ valgrind --tool=callgrind --toggle-collect=l_csv_dump $BIN bench/csv.lua $CSV_CG_N" >>"$LOG"
+  o=$(timeout "$((TMO * 2))" valgrind --tool=callgrind --toggle-collect=l_csv_dump --callgrind-out-file=/dev/null \
+    "$BIN" bench/csv.lua "$CSV_CG_N" "$WORK/cg.csv" 2>&1 >/dev/null) || o=""
+  rm -f "$WORK/cg.csv"
+  ir=$(printf '%s\n' "$o" | awk '/Collected :/ { gsub(",", "", $NF); if ($NF + 0 > m) m = $NF + 0 } END { if (m) print m }')
+  [ -n "$ir" ] && CG=$(div "$ir" "$CSV_CG_N")
+else
+  note "valgrind is missing (apt-get install valgrind): row 11a cannot be measured"
+fi
+row 11a "CSV dump: instructions per row (callgrind), 11 columns" "$(fmt '%.0f' "$CG")" "<= 8000" "<=" 8000 "$CG" \
+  "l_csv_dump's instructions over $CSV_CG_N rows: cells from the job tables, number texts, the file"
+all_same=$(printf '%s\n' "${C_SAME[@]}" | awk 'NF { n++; s += $1 } END { if (n) print (s == n ? "identical" : "DIFFERENT") }')
+row 11b "CSV dump: pandas to_csv time / dump_jobs_done_to_csv" "$(fmt '%.2fx' "$(median "${C_R[@]}")")" ">= 3x" ">=" 3 "$(median "${C_R[@]}")" \
+  "$(fmt '%.3f s' "$(median "${C_EVL[@]}")") against $(fmt '%.3f s' "$(median "${C_PD[@]}")") for $CSV_N rows; pandas' bytes: ${all_same:-n/a}"
+
+# ---- 12: sized by nproc: throughput against ranks, efficiency with nproc-1 workers, oversubscribed --
+# On this machine's nproc; targets apply where it has more than 2 cores (on 2 the rows only print).
+NP=$(nproc)
+SCW=$((NP > 2 ? NP - 1 : 1))
+note "12: scale: throughput for np = 2..$NP, efficiency with $SCW workers per method, $((8 * NP - 1)) workers oversubscribed (1 run each)"
+scale_row() { # ID TEXT VALUE TARGET: a row with a target on more than 2 cores, information otherwise
+  if [ "$NP" -gt 2 ]; then row "$1" "$2" "$(pct "$3")" ">= $(pct "$4")" ">=" "$4" "$3" "${5:-}"
+  else info "$1" "$2" "$(pct "$3")" "${5:-} (2 cores: no target)"; fi
+}
+nps=()
+for ((np = 2; np < NP; np *= 2)); do nps+=("$np"); done
+nps+=("$NP")
+for np in "${nps[@]}"; do
+  o=$(mpi "$np" "$OUT/farm_floor" "$N_FLOOR" "$FLOOR_DEPTH") || o=""
+  f=$(field FLOOR jobs_per_s "$o")
+  o=$(mpi "$np" "$BIN" bench/noop.lua bulk "$N_EVL") || o=""
+  b=$(field NOOP jobs_per_s "$o")
+  r=$([ -n "$f" ] && [ -n "$b" ] && div "$b" "$f")
+  if [ "$np" = "$NP" ] && [ "$NP" -gt 2 ]; then
+    row "12-np$np" "bulk no-op jobs/s, np = $np / the C farm's" "$(fmt '%.3fx floor' "$r")" ">= 0.5x floor" ">=" 0.5 "$r" \
+      "$(fmt '%.0f jobs/s' "$b") against $(fmt '%.0f jobs/s' "$f")"
+  else
+    info "12-np$np" "bulk no-op jobs/s, np = $np (C farm: $(fmt '%.0f' "$f"))" "$(fmt '%.0f jobs/s' "$b")" "$(fmt '%.3fx' "$r") the floor"
+  fi
+done
+scale_run() { # METHOD WORKERS N DUR: the efficiency
+  local o
+  if [ "$1" = mpicomm ]; then o=$(mpi $(($2 + 1)) "$BIN" bench/scale.lua "$@") || o=""
+  else
+    echo "+ $BIN bench/scale.lua $*" >>"$LOG"
+    o=$(timeout "$TMO" "$BIN" bench/scale.lua "$@" 2>>"$LOG") || o=""
+    echo "$o" >>"$LOG"
+  fi
+  field SCALE efficiency "$o"
+}
+for m in thread process mpicomm; do
+  e1=$(scale_run "$m" "$SCW" $((SCW * 200 / SC_SCALE)) 0.001)
+  e10=$(scale_run "$m" "$SCW" $((SCW * 40 / SC_SCALE)) 0.01)
+  want=$([ "$m" = process ] && echo 0.97 || echo 0.99)
+  scale_row "12-$m" "$m: efficiency, $SCW workers, 1 ms jobs" "$e1" "$want" "10 ms jobs: $(pct "$e10")"
+done
+OW=$((8 * NP - 1))
+eo=$(scale_run mpicomm "$OW" $((OW * 4 / SC_SCALE)) 0.1)
+scale_row "12-over" "mpicomm: efficiency, $OW workers on $NP cores, 100 ms jobs" "$eo" 0.99
+
+# ---- 13: instructions per job (callgrind: noise-free) -----------------------------------------
 # A no-op job with 4 parameters (bench/cost.lua): the root's instructions at two sizes, whose
 # difference over the difference in jobs is the cost of one job (submit + run + gather, the
 # script's own loop included), start-up and exit cancelled out. serial runs the job in the root;
@@ -396,16 +488,16 @@ if command -v valgrind >/dev/null; then
   for m in serial mpicomm; do
     np=1
     [ $m = mpicomm ] && np=3
-    note "11: callgrind: instructions per $m job ($CG_N1 and $CG_N2 jobs)"
+    note "13: callgrind: instructions per $m job ($CG_N1 and $CG_N2 jobs)"
     a=$(cg_instr $np $m $CG_N1) && b=$(cg_instr $np $m $CG_N2) || { a="" b=""; note "callgrind of $m failed; see the log"; }
     per=$( [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
-    row "11-$m" "instructions per no-op job (4 parameters), $m root" "$(fmt '%.0f' "$per")" "<= 8000" "<=" 8000 "$per" \
+    row "13-$m" "instructions per no-op job (4 parameters), $m root" "$(fmt '%.0f' "$per")" "<= 8000" "<=" 8000 "$per" \
       "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included"
   done
   rm -f "$WORK"/cg.*
 else
-  note "valgrind is not installed (apt-get install valgrind): row 11 cannot be measured"
-  row 11 "instructions per no-op job (callgrind)" "" "<= 8000" "<=" 8000 ""
+  note "valgrind is not installed (apt-get install valgrind): row 13 cannot be measured"
+  row 13 "instructions per no-op job (callgrind)" "" "<= 8000" "<=" 8000 ""
 fi
 
 print_table

@@ -166,14 +166,22 @@ typedef struct outcol {
   long old, cur;
 } outcol;
 
+/* Bytes that make a cell quoted wherever they are. */
+static const unsigned char NEEDS_QUOTE[256] = {[','] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1};
+
+static int needs_quotes(const char *s, size_t n) {
+  if (s[0] == ' ' || s[n - 1] == ' ') return 1;
+  for (size_t i = 0; i < n; i++)
+    if (NEEDS_QUOTE[(unsigned char)s[i]]) return 1;
+  return 0;
+}
+
 static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
   if (n == 0) {
     if (lone) buf_adds(b, "\"\""); /* a lone empty cell would be a blank line, which readers skip */
     return;
   }
-  int quote = s[0] == ' ' || s[n - 1] == ' ';
-  for (size_t i = 0; i < n && !quote; i++) quote = s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
-  if (!quote) {
+  if (!needs_quotes(s, n)) {
     buf_add(b, s, n);
     return;
   }
@@ -184,6 +192,19 @@ static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
   }
   buf_add(b, s, n);
   buf_addc(b, '"');
+}
+
+/* put_cell then the byte sep, in one step for a cell that needs no quotes (most of them). */
+static void put_cell_sep(buf_t *b, const char *s, size_t n, int lone, char sep) {
+  if (n && !needs_quotes(s, n)) {
+    char *o = buf_reserve(b, n + 1);
+    memcpy(o, s, n);
+    o[n] = sep;
+    b->len += n + 1;
+    return;
+  }
+  put_cell(b, s, n, lone);
+  buf_addc(b, sep);
 }
 
 static void put_header(buf_t *b, const outcol *oc, size_t n) {
@@ -197,12 +218,10 @@ static void put_header(buf_t *b, const outcol *oc, size_t n) {
 static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n) {
   for (size_t r = 0; r < t->nrows; r++) {
     for (size_t k = 0; k < n; k++) {
-      if (k) buf_addc(b, ',');
       const char *s = oc[k].cur < 0 ? NULL : t->cells[r * t->ncols + (size_t)oc[k].cur];
       size_t len = !s ? 0 : t->lens ? t->lens[r * t->ncols + (size_t)oc[k].cur] : strlen(s);
-      put_cell(b, s, len, n == 1);
+      put_cell_sep(b, s, len, n == 1, k + 1 < n ? ',' : '\n');
     }
-    buf_addc(b, '\n');
   }
 }
 

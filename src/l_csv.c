@@ -1,7 +1,10 @@
 /* l_csv.c: turns the Lua job tables of a batch into a csv_table for csv_append, and wraps json_* for Lua.
- * Every intermediate string is a Lua value anchored on the stack, so raising an error never leaks. */
+ * The cells are taken straight from the job tables (no Lua table per row): Lua strings in place,
+ * numbers and JSON formatted into one C arena owned by a userdata, so raising an error never leaks. */
 #include "l_csv.h"
 
+#include <assert.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,90 +17,204 @@
 #include "json.h"
 #include "numfmt.h"
 
-/* Where l_csv_dump keeps its work, after its three arguments. */
-enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_SEEN, S_COLS, S_ROWS, S_PNAMES, S_MNAMES };
+/* Where l_csv_dump keeps its work, after its three arguments: the dump's C state (a userdata,
+ * freed by __gc whatever error is raised), the column names in order of appearance, caches that
+ * map a parameter key, a metadata key or any column name to its column number (1-based), and the
+ * values read from the jobs, kept alive until the file is written. */
+enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_NCOLS, S_ANCHOR };
+
+/* One cell as it is found: its column and its text, either a Lua string's bytes (anchored in the
+ * jobs table, which nothing changes while the dump runs) or a span of the state's arena, whose
+ * address may still move. Rows are runs of cells; a row's later cell for a column wins. */
+typedef struct cell {
+  size_t col;
+  const char *lua; /* NULL: the text is at arena + off */
+  size_t off, len;
+} cell_t;
+
+/* Column numbers of parameter (kind 0) and metadata (kind 1) keys by the address of the key's
+ * string: Lua interns short strings, so one address is one key for the whole dump (the jobs table
+ * keeps every key alive); a key not found here goes through the Lua cache tables. */
+enum { KEY_SLOTS = 256 };
+typedef struct key_slot {
+  const void *key;
+  size_t col;
+} key_slot;
+
+typedef struct dump_state {
+  key_slot keys[2][KEY_SLOTS];
+  cell_t *cells;
+  size_t ncells, cap;
+  size_t *row_end; /* row r's cells are cells[row_end[r-1] .. row_end[r]) */
+  buf_t arena;     /* formatted numbers, JSON texts */
+  lua_Integer anchored; /* entries in S_ANCHOR */
+  const char **table_cells;
+  size_t *table_lens;
+} dump_state;
+
+static void state_free(dump_state *st) {
+  free(st->cells);
+  free(st->row_end);
+  buf_free(&st->arena);
+  free(st->table_cells);
+  free(st->table_lens);
+  memset(st, 0, sizeof *st);
+}
+
+static int state_gc(lua_State *L) {
+  state_free(luaL_checkudata(L, 1, "evaluator.csv_dump"));
+  return 0;
+}
+
+static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
+
+/* Push job[field], kept alive for the whole dump when it is a string or a table: cells point into
+ * its strings, and keys are known by their address, so a job whose fields are made on access
+ * (an __index that builds them) must not see them collected before the file is written. */
+static int get_field(lua_State *L, int job, const char *field) {
+  int t = lua_getfield(L, job, field);
+  if (t == LUA_TSTRING || t == LUA_TTABLE) {
+    dump_state *st = state_of(L);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, S_ANCHOR, ++st->anchored);
+  }
+  return t;
+}
+
+/* The slot of key in the kind's table: the one holding it, or the empty one to fill; NULL when full. */
+static key_slot *key_slot_of(dump_state *st, int kind, const void *key) {
+  size_t h = (size_t)(((uintptr_t)key >> 4) * 0x9E3779B97F4A7C15ULL >> 56);
+  for (size_t i = 0; i < KEY_SLOTS; i++) {
+    key_slot *s = &st->keys[kind][(h + i) % KEY_SLOTS];
+    if (s->key == key || !s->key) return s;
+  }
+  return NULL;
+}
+
+static void add_cell(dump_state *st, size_t col, const char *lua, size_t off, size_t len) {
+  if (st->ncells == st->cap) {
+    st->cap = st->cap ? st->cap * 2 : 1024;
+    st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
+  }
+  st->cells[st->ncells++] = (cell_t){col, lua, off, len};
+}
+
+/* A cell whose text goes into the arena: reserve room for n bytes, then commit_arena. */
+static char *arena_room(dump_state *st, size_t n) { return buf_reserve(&st->arena, n); }
+
+static void commit_arena(dump_state *st, size_t col, size_t len) {
+  add_cell(st, col, NULL, st->arena.len, len);
+  st->arena.len += len;
+}
+
+static void add_arena_copy(dump_state *st, size_t col, const char *s, size_t len) {
+  memcpy(arena_room(st, len), s, len);
+  commit_arena(st, col, len);
+}
 
 /* Names the value being written, for error messages only: formatted when an error is raised. */
 typedef struct where {
-  const char *id, *field, *name;
+  const char *id, *field;
+  size_t col, skip; /* the key is column col's name past its prefix of skip bytes; col 0: none */
 } where_t;
 
 static const char *describe(lua_State *L, const where_t *w) {
-  if (!w->name) return lua_pushfstring(L, "job %s: %s", w->id, w->field);
-  return lua_pushfstring(L, "job %s: %s \"%s\"", w->id, w->field, w->name);
+  if (!w->col) return lua_pushfstring(L, "job %s: %s", w->id, w->field);
+  lua_rawgeti(L, S_COLS, (lua_Integer)w->col);
+  const char *s = lua_pushfstring(L, "job %s: %s \"%s\"", w->id, w->field, lua_tostring(L, -1) + w->skip);
+  lua_remove(L, -2);
+  return s;
 }
 
 /* A value the CSV cannot hold (a function, a cyclic table...): its cell gets "<type>: <address>",
  * as tostring would write it (without metamethods, which could raise), and a warning goes to
  * stderr. Raising instead would keep the job in jobs_done and fail every later dump with it. */
-static void push_unwritable(lua_State *L, int idx, const where_t *w, const char *why) {
+static void add_unwritable(lua_State *L, dump_state *st, size_t col, int idx, const where_t *w, const char *why) {
+  size_t n;
   const char *cell = lua_pushfstring(L, "%s: %p", luaL_typename(L, idx), lua_topointer(L, idx));
   fprintf(stderr, "evaluator-lua: warning: dump_jobs_done_to_csv: %s %s: written as \"%s\"\n", describe(L, w), why,
           cell);
-  lua_pop(L, 1); /* the description; the cell stays */
+  cell = lua_tolstring(L, -2, &n);
+  add_arena_copy(st, col, cell, n);
+  lua_pop(L, 2);
 }
 
-/* Push the cell text for the value at idx. The C buffer is freed before any error is raised. */
-static void push_cell(lua_State *L, int idx, const where_t *w) {
-  char num[32];
-  idx = lua_absindex(L, idx);
+/* The cell of column col for the value at idx (kept where it is). */
+static void add_value(lua_State *L, dump_state *st, size_t col, int idx, const where_t *w) {
+  size_t n;
   switch (lua_type(L, idx)) {
-  case LUA_TSTRING: lua_pushvalue(L, idx); return;
-  case LUA_TBOOLEAN: lua_pushstring(L, lua_toboolean(L, idx) ? "True" : "False"); return;
-  case LUA_TNUMBER:
-    if (lua_isinteger(L, idx))
-      snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-    else
-      fmt_double(lua_tonumber(L, idx), num);
-    lua_pushstring(L, num);
+  case LUA_TSTRING: {
+    const char *s = lua_tolstring(L, idx, &n);
+    add_cell(st, col, s, 0, n);
     return;
+  }
+  case LUA_TBOOLEAN:
+    add_cell(st, col, lua_toboolean(L, idx) ? "True" : "False", 0, lua_toboolean(L, idx) ? 4 : 5);
+    return;
+  case LUA_TNUMBER: {
+    char *o = arena_room(st, 32);
+    n = lua_isinteger(L, idx) ? fmt_integer(lua_tointeger(L, idx), o) : fmt_double(lua_tonumber(L, idx), o);
+    commit_arena(st, col, n);
+    return;
+  }
   case LUA_TTABLE: {
     char err[256];
-    buf_t b;
-    buf_init(&b);
-    if (json_encode(L, idx, &b, err, sizeof err)) {
-      buf_free(&b);
-      push_unwritable(L, idx, w, err);
+    size_t start = st->arena.len;
+    if (json_encode(L, idx, &st->arena, err, sizeof err)) {
+      st->arena.len = start;
+      add_unwritable(L, st, col, idx, w, err);
       return;
     }
-    lua_pushlstring(L, b.data ? b.data : "", b.len);
-    buf_free(&b);
+    add_cell(st, col, NULL, start, st->arena.len - start);
     return;
   }
   case LUA_TLIGHTUSERDATA:
     if (!lua_touserdata(L, idx)) { /* JSON null (evaluator.null): an empty cell, as pandas writes None */
-      lua_pushliteral(L, "");
+      add_cell(st, col, "", 0, 0);
       return;
     }
     /* fall through */
   default: {
     const char *why = lua_pushfstring(L, "is a %s: cannot write it to CSV", luaL_typename(L, idx));
-    push_unwritable(L, idx, w, why);
-    lua_remove(L, -2);
+    add_unwritable(L, st, col, idx, w, why);
+    lua_pop(L, 1);
   }
   }
 }
 
-/* Stack: ... name cell. Sets row[name] = cell, recording name as a column the first time it is seen. */
-static void set_cell(lua_State *L, int row) {
-  lua_pushvalue(L, -2);
-  if (lua_rawget(L, S_SEEN) == LUA_TNIL) {
-    lua_pushvalue(L, -3);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, S_SEEN);
-    lua_pushvalue(L, -3);
-    lua_rawseti(L, S_COLS, (lua_Integer)lua_rawlen(L, S_COLS) + 1);
+/* The column number of the name on top of the stack (popped), made a column the first time. */
+static size_t column_of_name(lua_State *L) {
+  lua_pushvalue(L, -1);
+  if (lua_rawget(L, S_NCOLS) == LUA_TNUMBER) {
+    size_t col = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    return col;
   }
   lua_pop(L, 1);
-  lua_rawset(L, row);
+  size_t col = (size_t)lua_rawlen(L, S_COLS) + 1;
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, S_COLS, (lua_Integer)col);
+  lua_pushinteger(L, (lua_Integer)col);
+  lua_rawset(L, S_NCOLS);
+  return col;
 }
 
-/* Push prefix .. the key at idx (a string or a number, which is not converted in place: the key
- * still drives lua_next), refusing NUL bytes that a C column name cannot hold. Names are made once
- * per dump and kept in the cache table at `cache`. */
-static void push_name(lua_State *L, const char *prefix, int idx, const char *job, int cache) {
+/* The column number of prefix .. the key at idx (a string or a number, which is not converted in
+ * place: the key still drives lua_next), refusing NUL bytes that a C column name cannot hold.
+ * Cached per dump in the table at cache, so a name is made once per key. */
+static size_t column_of_key(lua_State *L, const char *prefix, int idx, const char *job, int cache) {
+  idx = lua_absindex(L, idx);
+  key_slot *slot = NULL;
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    slot = key_slot_of(state_of(L), cache == S_MCOLS, lua_topointer(L, idx));
+    if (slot && slot->key) return slot->col;
+  }
   lua_pushvalue(L, idx);
-  if (lua_rawget(L, cache) == LUA_TSTRING) return;
+  if (lua_rawget(L, cache) == LUA_TNUMBER) {
+    size_t col = (size_t)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    return col;
+  }
   lua_pop(L, 1);
   char num[32];
   size_t n;
@@ -105,19 +222,27 @@ static void push_name(lua_State *L, const char *prefix, int idx, const char *job
   if (lua_type(L, idx) == LUA_TSTRING)
     s = lua_tolstring(L, idx, &n);
   else if (lua_isinteger(L, idx))
-    n = (size_t)snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+    n = fmt_integer(lua_tointeger(L, idx), num);
   else
-    fmt_double(lua_tonumber(L, idx), num), n = strlen(num);
+    n = fmt_double(lua_tonumber(L, idx), num);
   if (strlen(s) != n) luaL_error(L, "job %s: name \"%s...\" holds a NUL byte", job, s);
   lua_pushfstring(L, "%s%s", prefix, s);
+  size_t col = column_of_name(L);
   lua_pushvalue(L, idx);
-  lua_pushvalue(L, -2);
+  lua_pushinteger(L, (lua_Integer)col);
   lua_rawset(L, cache);
+  if (slot) *slot = (key_slot){lua_topointer(L, idx), col};
+  return col;
 }
 
-/* Set the job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
-static const char *add_job_id(lua_State *L, int job, int row, lua_Integer i) {
-  int t = lua_getfield(L, job, "id");
+static size_t column_of(lua_State *L, const char *name) {
+  lua_pushstring(L, name);
+  return column_of_name(L);
+}
+
+/* The job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
+static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
+  int t = get_field(L, job, "id");
   if (t != LUA_TSTRING && !lua_isinteger(L, -1))
     luaL_error(L, "job #%d: id is a %s, expected a string", (int)i, luaL_typename(L, -1));
   const char *id = lua_tostring(L, -1);
@@ -125,19 +250,20 @@ static const char *add_job_id(lua_State *L, int job, int row, lua_Integer i) {
   size_t n = strspn(digits, "0123456789");
   if (n == 0 || digits[n] != '\0' || n > 18) /* 18 digits always fit in int64 */
     luaL_error(L, "job #%d: id \"%s\" does not end with an integer", (int)i, id);
-  char num[24];
-  snprintf(num, sizeof num, "%lld", strtoll(digits, NULL, 10));
-  lua_pushliteral(L, "job_id");
-  lua_pushstring(L, num);
-  set_cell(L, row);
+  while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
+  size_t col = column_of(L, "job_id");
+  /* A string id is the job table's own; an integer's text is a new string, gone after this job. */
+  if (t == LUA_TSTRING) add_cell(state_of(L), col, digits, 0, n);
+  else add_arena_copy(state_of(L), col, digits, n);
   return id;
 }
 
 /* Columns prefix<key> for job[field]: parameters take string and number keys, metadata its
  * string keys that do not start with "_" (the others are private to the runtime or the user). */
-static void add_fields(lua_State *L, int job, int row, const char *id, const char *field, const char *prefix,
+static void add_fields(lua_State *L, int job, const char *id, const char *field, const char *prefix,
                        int is_metadata) {
-  int t = lua_getfield(L, job, field), tbl = lua_gettop(L);
+  int t = get_field(L, job, field), tbl = lua_gettop(L);
+  dump_state *st = state_of(L);
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
@@ -146,10 +272,9 @@ static void add_fields(lua_State *L, int job, int row, const char *id, const cha
     int take = is_metadata ? kt == LUA_TSTRING && lua_tostring(L, -2)[0] != '_'
                            : kt == LUA_TSTRING || kt == LUA_TNUMBER;
     if (take) {
-      push_name(L, prefix, -2, id, is_metadata ? S_MNAMES : S_PNAMES);
-      where_t w = {id, field, lua_tostring(L, -1) + strlen(prefix)};
-      push_cell(L, -2, &w);
-      set_cell(L, row);
+      size_t col = column_of_key(L, prefix, -2, id, is_metadata ? S_MCOLS : S_PCOLS);
+      where_t w = {id, field, col, strlen(prefix)};
+      add_value(L, st, col, lua_gettop(L), &w);
     } else if (!is_metadata) {
       luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, -2));
     }
@@ -157,22 +282,20 @@ static void add_fields(lua_State *L, int job, int row, const char *id, const cha
   }
 }
 
-static void add_objective(lua_State *L, int job, int row, const char *id) {
-  int t = lua_getfield(L, job, "objective"), obj = lua_gettop(L);
+static void add_objective(lua_State *L, int job, const char *id) {
+  int t = get_field(L, job, "objective"), obj = lua_gettop(L);
+  dump_state *st = state_of(L);
+  where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-    lua_pushliteral(L, "objective");
-    where_t w = {id, "objective", NULL};
-    push_cell(L, obj, &w);
-    set_cell(L, row);
+    add_value(L, st, column_of(L, "objective"), obj, &w);
   } else if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, obj);
     for (lua_Integer k = 1; k <= n; k++) {
       if (lua_rawgeti(L, obj, k) != LUA_TNUMBER)
         luaL_error(L, "job %s: objective[%d] is a %s, expected a number", id, (int)k, luaL_typename(L, -1));
       lua_pushfstring(L, "objective_%d", (int)(k - 1));
-      where_t w = {id, "objective", NULL};
-      push_cell(L, -2, &w);
-      set_cell(L, row);
+      size_t col = column_of_name(L);
+      add_value(L, st, col, lua_gettop(L), &w);
       lua_pop(L, 1);
     }
   } else if (t != LUA_TNIL) {
@@ -181,46 +304,46 @@ static void add_objective(lua_State *L, int job, int row, const char *id) {
   }
 }
 
-/* rows[i] = the cells of job i, keyed by column name. */
+/* The cells of job i. */
 static void add_job(lua_State *L, lua_Integer i) {
-  int base = lua_gettop(L);
-  int job = base + 1, row = base + 2;
+  int base = lua_gettop(L), job = base + 1;
   if (lua_geti(L, ARG_JOBS, i) != LUA_TTABLE)
     luaL_error(L, "job #%d is a %s, expected a table", (int)i, luaL_typename(L, job));
-  lua_newtable(L);
-  const char *id = add_job_id(L, job, row, i);
-  add_fields(L, job, row, id, "parameters", "p:", 0);
-  add_objective(L, job, row, id);
-  add_fields(L, job, row, id, "metadata", "m:", 1);
-  lua_pushvalue(L, row);
-  lua_rawseti(L, S_ROWS, i);
+  const char *id = add_job_id(L, job, i);
+  add_fields(L, job, id, "parameters", "p:", 0);
+  add_objective(L, job, id);
+  add_fields(L, job, id, "metadata", "m:", 1);
+  dump_state *st = state_of(L);
+  st->row_end[i - 1] = st->ncells;
   lua_settop(L, base);
 }
 
-/* Pointers into strings anchored in the S_COLS and S_ROWS tables, which stay on the stack (Lua
- * does not move strings) until csv_append has returned. */
+/* The csv_table of the cells found: column names anchored in S_COLS (on the stack until
+ * csv_append has returned), cell texts in Lua strings or the arena, which no longer moves. */
 static csv_table build_table(lua_State *L, size_t nrows) {
+  dump_state *st = state_of(L);
   size_t ncols = lua_rawlen(L, S_COLS);
   if (ncols && nrows > SIZE_MAX / ncols / sizeof(size_t)) luaL_error(L, "too many cells");
   const char **cols = lua_newuserdatauv(L, ncols * sizeof *cols, 0);
-  const char **cells = lua_newuserdatauv(L, nrows * ncols * sizeof *cells, 0);
-  size_t *lens = lua_newuserdatauv(L, nrows * ncols * sizeof *lens, 0);
   for (size_t c = 0; c < ncols; c++) {
     lua_rawgeti(L, S_COLS, (lua_Integer)c + 1);
     cols[c] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
+  st->table_cells = calloc(nrows * ncols + 1, sizeof *st->table_cells);
+  st->table_lens = calloc(nrows * ncols + 1, sizeof *st->table_lens);
+  if (!st->table_cells || !st->table_lens) luaL_error(L, "not enough memory for %d rows", (int)nrows);
+  size_t k = 0;
   for (size_t r = 0; r < nrows; r++) {
-    lua_rawgeti(L, S_ROWS, (lua_Integer)r + 1);
-    for (size_t c = 0; c < ncols; c++) {
-      lua_rawgeti(L, S_COLS, (lua_Integer)c + 1);
-      lua_rawget(L, -2);
-      cells[r * ncols + c] = lua_tolstring(L, -1, &lens[r * ncols + c]);
-      lua_pop(L, 1);
+    for (; k < st->row_end[r]; k++) {
+      const cell_t *c = &st->cells[k];
+      assert(c->col >= 1 && c->col <= ncols);
+      size_t at = r * ncols + c->col - 1;
+      st->table_cells[at] = c->lua ? c->lua : st->arena.data + c->off;
+      st->table_lens[at] = c->len;
     }
-    lua_pop(L, 1);
   }
-  return (csv_table){cols, ncols, cells, nrows, lens};
+  return (csv_table){cols, ncols, st->table_cells, nrows, st->table_lens};
 }
 
 int l_csv_dump(lua_State *L) {
@@ -228,17 +351,30 @@ int l_csv_dump(lua_State *L) {
   luaL_checktype(L, ARG_JOBS, LUA_TTABLE);
   int flush = lua_toboolean(L, ARG_FLUSH);
   lua_settop(L, ARG_FLUSH);
-  lua_newtable(L); /* S_SEEN: column name -> true */
-  lua_newtable(L); /* S_COLS: column names in order of appearance */
-  lua_newtable(L); /* S_ROWS */
-  lua_newtable(L); /* S_PNAMES: parameter key -> "p:" .. key */
-  lua_newtable(L); /* S_MNAMES: metadata key -> "m:" .. key */
   lua_Integer n = luaL_len(L, ARG_JOBS);
+  if (n <= 0) return 0;
+  if ((lua_Unsigned)n > SIZE_MAX / sizeof(size_t)) return luaL_error(L, "too many jobs");
+  dump_state *st = lua_newuserdatauv(L, sizeof *st, 0); /* S_STATE */
+  memset(st, 0, sizeof *st);
+  buf_init(&st->arena);
+  if (luaL_newmetatable(L, "evaluator.csv_dump")) {
+    lua_pushcfunction(L, state_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, S_STATE);
+  st->row_end = xmalloc((size_t)n * sizeof *st->row_end);
+  lua_newtable(L); /* S_COLS */
+  lua_newtable(L); /* S_PCOLS */
+  lua_newtable(L); /* S_MCOLS */
+  lua_newtable(L); /* S_NCOLS */
+  lua_createtable(L, n < INT_MAX / 4 ? (int)n * 4 : INT_MAX, 0); /* S_ANCHOR: up to 4 values a job */
   luaL_checkstack(L, 16, "dump");
   for (lua_Integer i = 1; i <= n; i++) add_job(L, i);
-  csv_table t = build_table(L, (size_t)(n > 0 ? n : 0));
+  csv_table t = build_table(L, (size_t)n);
   char err[1024];
-  if (csv_append(path, &t, flush, err, sizeof err)) return luaL_error(L, "%s", err);
+  int rc = csv_append(path, &t, flush, err, sizeof err);
+  state_free(st);
+  if (rc) return luaL_error(L, "%s", err);
   return 0;
 }
 

@@ -1,20 +1,28 @@
 /* numfmt.c: the text of a double: the shortest that reads back to the same bits, in Python's repr
- * style (what pandas writes). Mostly exact double arithmetic (Clinger's fast path); printf for 17
- * digits, and printf plus strtod where that cannot decide. */
+ * style (what pandas writes). Mostly exact 128-bit integer arithmetic; printf plus strtod for what
+ * that does not cover (subnormals, exponents beyond +-27, exact ties). */
 #include "numfmt.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Write n (>= 0) in decimal at o; returns the end. */
+/* "00" .. "99": two digits per division. */
+static const char PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+                               "8081828384858687888990919293949596979899";
+
+/* Write n in decimal at o; returns the end. */
 static char *put_uint(char *o, unsigned long long n) {
   char tmp[24];
-  int k = 0;
-  do tmp[k++] = (char)('0' + n % 10); while ((n /= 10));
-  while (k) *o++ = tmp[--k];
-  return o;
+  int k = 24;
+  for (; n >= 100; n /= 100) memcpy(tmp + (k -= 2), PAIRS + 2 * (n % 100), 2);
+  if (n >= 10) memcpy(tmp + (k -= 2), PAIRS + 2 * n, 2);
+  else tmp[--k] = (char)('0' + n);
+  memcpy(o, tmp + k, (size_t)(24 - k));
+  return o + (24 - k);
 }
 
 /* Write "e" and the exponent: "e-5", or "e+05" style (sign and two digits) when python_style. */
@@ -65,16 +73,92 @@ static void round_digits(const char *e25, int keep, char out[48]) {
   put_exp(o, exp, 0);
 }
 
-/* A "%.Ne" text in the style of "%g": plain notation for exponents -5..16, trailing zeros dropped. */
-static void to_g_style(const char *e, char out[32]) {
-  const char *x = strchr(e, 'e');
-  int exp = atoi(x + 1), neg = e[0] == '-';
-  char digits[32];
-  int nd = 0;
-  for (const char *p = e; p < x; p++)
-    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+typedef unsigned __int128 u128; /* gcc and clang: exact products of a mantissa and a power of 5 */
+
+/* 5^0 .. 5^27, all below 2^63. */
+static const uint64_t P5[28] = {1ULL, 5ULL, 25ULL, 125ULL, 625ULL, 3125ULL, 15625ULL, 78125ULL, 390625ULL,
+                                1953125ULL, 9765625ULL, 48828125ULL, 244140625ULL, 1220703125ULL,
+                                6103515625ULL, 30517578125ULL, 152587890625ULL, 762939453125ULL,
+                                3814697265625ULL, 19073486328125ULL, 95367431640625ULL, 476837158203125ULL,
+                                2384185791015625ULL, 11920928955078125ULL, 59604644775390625ULL,
+                                298023223876953125ULL, 1490116119384765625ULL, 7450580596923828125ULL};
+
+/* m * 2^e * 10^p as the exact fraction n / (odd * 2^sh); 0 when it would not fit in 128 bits. */
+typedef struct frac {
+  u128 n;
+  uint64_t odd; /* 1, or 5^-p */
+  int sh;
+} frac;
+
+static int scaled(uint64_t m, int e, int p, frac *f) {
+  if (p < -27 || p > 27) return 0;
+  int s = e + p; /* 10^p = 5^p * 2^p */
+  if (s > 64 || s < -64) return 0;
+  f->n = p >= 0 ? (u128)m * P5[p] : m;
+  f->odd = p >= 0 ? 1 : P5[-p];
+  f->sh = s < 0 ? -s : 0;
+  if (s > 0) f->n <<= s;
+  return 1;
+}
+
+/* q = floor(n / d) and r = n - q * d: shifts alone for the usual d, a power of two. */
+static void divide(const frac *f, u128 *q, u128 *r) {
+  if (f->odd == 1) {
+    *q = f->n >> f->sh;
+    *r = f->n & (((u128)1 << f->sh) - 1);
+    return;
+  }
+  u128 d = (u128)f->odd << f->sh;
+  *q = f->n / d;
+  *r = f->n - *q * d;
+}
+
+/* The common case without printf or strtod, in exact integer arithmetic. For k = 15, 16, 17
+ * digits, x = ad * 10^(k-1-e10) = n/d exactly; its nearest integer v is the nearest k-digit
+ * decimal (an exact tie goes to the slow path), and v reads back to ad when |v - x| is below half
+ * an ulp of ad scaled alike, x / 2m (a quarter below a power of two), or equal to it with m even
+ * (ties to even). 17 digits are taken as they are, as printf's "%.16e" would be. Returns the
+ * number of digits written to digits (the first is 10^*e10's), or 0 when it cannot tell. */
+static int shortest_fast(double ad, char digits[24], int *e10_out) {
+  uint64_t bits;
+  memcpy(&bits, &ad, sizeof bits);
+  uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
+  int e = (int)(bits >> 52) - 1075; /* ad = m * 2^e, a normal double */
+  int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed below */
+  int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
+  for (int k = 15, fixes = 0; k <= 17; k++) {
+    int p = k - 1 - e10;
+    frac f;
+    u128 q, r;
+    if (!scaled(m, e, p, &f)) return 0;
+    divide(&f, &q, &r);
+    u128 lo = P5[k - 1] << (k - 1), hi = lo * 10, d = (u128)f.odd << f.sh;
+    if (q >= hi || q < lo) { /* the estimate of e10 was one off */
+      if (fixes++ == 2) return 0;
+      e10 += q >= hi ? 1 : -1;
+      k--;
+      continue;
+    }
+    u128 twice = 2 * r; /* x = q + r/d */
+    if (twice == d) return 0;
+    int below = twice < d; /* v = q, below x, or q + 1, above it */
+    u128 v = below ? q : q + 1, dist = below ? r : d - r; /* |v - x| = dist / d */
+    if (k < 17) {
+      u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
+      if (w > f.n || (w == f.n && (m & 1))) continue;
+    }
+    int len = (int)(put_uint(digits, (unsigned long long)v) - digits);
+    *e10_out = len - 1 - p; /* len = k + 1 when x rounded up to 10^k */
+    return len;
+  }
+  return 0;
+}
+
+/* Python's repr of the decimal 0.d1d2...dn * 10^(exp+1) (digits without a sign, n >= 1), with
+ * the sign when neg: plain notation for exponents -4..15, trailing zeros dropped, ".0" or an
+ * exponent so that it reads back as a float. Returns the end of the text written at o. */
+static char *put_repr(const char *digits, int nd, int exp, int neg, char *o) {
   while (nd > 1 && digits[nd - 1] == '0') nd--;
-  char *o = out;
   if (neg) *o++ = '-';
   if (exp < -4 || exp >= 16) {
     *o++ = digits[0];
@@ -84,98 +168,70 @@ static void to_g_style(const char *e, char out[32]) {
       o += nd - 1;
     }
     put_exp(o, exp, 1);
-    return;
+    return o + strlen(o);
   }
   if (exp < 0) {
     *o++ = '0', *o++ = '.';
     for (int i = -1; i > exp; i--) *o++ = '0';
     memcpy(o, digits, (size_t)nd);
     o += nd;
-  } else {
-    for (int i = 0; i <= exp || i < nd; i++) {
-      if (i == exp + 1) *o++ = '.';
-      *o++ = i < nd ? digits[i] : '0';
-    }
+  } else if (nd > exp + 1) { /* 12.5 */
+    memcpy(o, digits, (size_t)exp + 1);
+    o += exp + 1;
+    *o++ = '.';
+    memcpy(o, digits + exp + 1, (size_t)(nd - exp - 1));
+    o += nd - exp - 1;
+  } else { /* 1200.0 */
+    memcpy(o, digits, (size_t)nd);
+    memset(o + nd, '0', (size_t)(exp + 1 - nd));
+    o += exp + 1;
+    *o++ = '.', *o++ = '0';
   }
   *o = '\0';
+  return o;
 }
 
-/* Exact powers of ten: as doubles up to 1e22, as long doubles (64-bit mantissa) too. */
-static const double P10[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                               1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+/* The same for a "%.Ne" text; returns the text's length. */
+static size_t to_repr(const char *e, char out[32]) {
+  const char *x = strchr(e, 'e');
+  char digits[32];
+  int nd = 0;
+  for (const char *p = e; p < x; p++)
+    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
+  return (size_t)(put_repr(digits, nd, atoi(x + 1), e[0] == '-', out) - out);
+}
 
-/* The "%.Ne" text of the integer v times 10^-p. */
-static void sci_text(unsigned long long v, int p, char out[48]) {
-  char digits[24] = {0}; /* put_uint writes at least one digit, which gcc's sanitizer build cannot see */
-  int n = (int)(put_uint(digits, v) - digits);
+size_t fmt_integer(long long v, char out[24]) {
   char *o = out;
-  *o++ = digits[0];
-  if (n > 1) {
-    *o++ = '.';
-    memcpy(o, digits + 1, (size_t)n - 1);
-    o += n - 1;
-  }
-  put_exp(o, n - 1 - p, 0);
+  unsigned long long u = (unsigned long long)v;
+  if (v < 0) *o++ = '-', u = 0 - u; /* LLONG_MIN's magnitude does not fit a long long */
+  o = put_uint(o, u);
+  *o = '\0';
+  return (size_t)(o - out);
 }
 
-/* The common case without printf or strtod (Clinger's fast path): for k = 15 and 16 digits, the
- * k-digit decimal nearest to d is v * 10^-p with v an integer below 2^53 and |p| <= 22, so
- * v / 10^p (or v * 10^-p) is one correctly rounded operation on exact operands: it equals d
- * exactly when strtod of that decimal would. The nearest v comes from a long double product,
- * 11 bits more exact than d; too close to a half, the slow path decides. Returns 1 with the text,
- * 0 when 17 digits are needed, -1 when it cannot tell. */
-static int shortest_fast(double ad, char out[48]) {
-  int e10 = (int)floor(log10(ad));
-  if (e10 < -22 || e10 > 22) return -1;
-  if (e10 >= 0 ? ad < P10[e10] : ad * P10[-e10] < 1.0) e10--;
-  else if (e10 + 1 <= 22 && (e10 + 1 >= 0 ? ad >= P10[e10 + 1] : ad * P10[-(e10 + 1)] >= 1.0)) e10++;
-  for (int k = 15; k <= 16; k++) {
-    int p = k - 1 - e10;
-    if (p < -22 || p > 22) return -1;
-    long double x = p >= 0 ? (long double)ad * (long double)P10[p] : (long double)ad / (long double)P10[-p];
-    long double r = nearbyintl(x);
-    if (fabsl(fabsl(x - r) - 0.5L) < 1e-3L || r >= 9007199254740992.0L || r < 1) return -1;
-    double v = (double)r;
-    double back = p >= 0 ? v / P10[p] : v * P10[-p];
-    if (back == ad) {
-      sci_text((unsigned long long)v, p, out);
-      return 1;
-    }
-  }
-  return 0;
-}
-
-void fmt_double(double d, char out[32]) {
+size_t fmt_double(double d, char out[32]) {
   if (!isfinite(d)) {
     strcpy(out, isnan(d) ? "nan" : d < 0 ? "-inf" : "inf");
-    return;
+    return strlen(out);
   }
   if (d == 0) {
     strcpy(out, signbit(d) ? "-0.0" : "0.0");
-    return;
+    return strlen(out);
   }
   /* The shortest of 1..17 significant digits that reads back to the same double. A normal double
    * that round-trips at 15 digits has no shorter text (a decimal of 15 digits or fewer maps to one
    * double, which prints back as that decimal), so normal ones start at 15 and subnormals at 1. */
-  char cand[48];
-  int subnormal = fpclassify(d) == FP_SUBNORMAL;
-  int fast = subnormal ? -1 : shortest_fast(fabs(d), cand + (d < 0));
-  if (fast == 1) {
-    if (d < 0) cand[0] = '-';
-  } else if (fast == 0) {
-    /* 17 digits, correctly rounded by printf, always read back (and 15 or 16 did not). */
-    snprintf(cand, sizeof cand, "%.16e", d);
-  } else {
-    /* Texts from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
-    char e25[48];
-    snprintf(e25, sizeof e25, "%.24e", d); /* 25 digits: rounding them again is rounding the value */
-    for (int keep = subnormal ? 1 : 15; keep <= 17; keep++) {
-      round_digits(e25, keep, cand);
-      double back = strtod(cand, NULL);
-      if (memcmp(&back, &d, sizeof d) == 0) break;
-    }
+  char digits[24];
+  int e10, nd = fpclassify(d) == FP_SUBNORMAL ? 0 : shortest_fast(fabs(d), digits, &e10);
+  if (nd) return (size_t)(put_repr(digits, nd, e10, d < 0, out) - out);
+  /* Texts from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
+  char e25[48], cand[48];
+  snprintf(e25, sizeof e25, "%.24e", d); /* 25 digits: rounding them again is rounding the value */
+  for (int keep = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; keep <= 17; keep++) {
+    round_digits(e25, keep, cand);
+    double back = strtod(cand, NULL);
+    if (memcmp(&back, &d, sizeof d) == 0) break;
   }
-  to_g_style(cand, out);
-  /* Python writes floats with a '.' or an exponent so that they read back as floats, not ints. */
-  if (!strpbrk(out, ".e")) strcat(out, ".0");
+  return to_repr(cand, out);
 }

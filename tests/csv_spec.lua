@@ -156,6 +156,50 @@ report {}
     assert.are.equal("table", type(cjson.decode(rec["p:empty"])))
   end)
 
+  it("keeps each parameter in its own column when a value equals another parameter's number key", function()
+    -- A cache of column names once keyed by the value instead of the key sent "seven" to p:n.
+    local _, dir = csv([[
+ev:submit({ { n = 7, [7] = "seven", obj = 1 }, { n = 7, [7] = "seven", obj = 2 }, { n = 8, [7] = "sept", obj = 3 } })
+ev:gather("ALL")
+ev:dump_jobs_done_to_csv()
+report {}
+]])
+    local recs = H.read_csv_records(dir .. "/results.csv")
+    assert.are.equal(3, #recs)
+    table.sort(recs, function(a, b) return a.objective < b.objective end)
+    for i, want in ipairs({ { "7", "seven" }, { "7", "seven" }, { "8", "sept" } }) do
+      assert.are.equal(want[1], recs[i]["p:n"], "row " .. i)
+      assert.are.equal(want[2], recs[i]["p:7"], "row " .. i)
+    end
+  end)
+
+  it("writes jobs whose fields are built on access (a metatable), whatever the collector frees meanwhile", function()
+    -- Cells point into the jobs' strings: fields made on access must stay alive until the file is written.
+    local _, dir = csv([[
+local long = ("y"):rep(60)
+local jobs = {}
+for i = 1, 3000 do
+  jobs[i] = setmetatable({ id = "s." .. i, objective = i }, { __index = function(_, k)
+    if k == "parameters" then return { x = ("value %d "):format(i) .. long, [("k"):rep(50)] = i * 0.5 } end
+    if k == "metadata" then return { note = ("n%d "):format(i) .. long } end
+  end })
+end
+ev.jobs_done = jobs
+collectgarbage("incremental", 1, 1000) -- a full cycle at every step: whatever is unreachable is freed at once
+ev:dump_jobs_done_to_csv()
+report {}
+]])
+    local recs = H.read_csv_records(dir .. "/results.csv")
+    assert.are.equal(3000, #recs)
+    local long = ("y"):rep(60)
+    for i, rec in ipairs(recs) do
+      assert.are.equal(("value %d "):format(i) .. long, rec["p:x"], "row " .. i)
+      assert.are.equal(tostring(i * 0.5), rec["p:" .. ("k"):rep(50)], "row " .. i)
+      assert.are.equal(("n%d "):format(i) .. long, rec["m:note"], "row " .. i)
+      assert.are.equal(tostring(i), rec.job_id, "row " .. i)
+    end
+  end)
+
   it("writes integers as integers and floats in the shortest form that reads back to the same float", function()
     local _, dir = csv([[
 local P = { i = 3, ineg = -7, imax = math.maxinteger, imin = math.mininteger, f01 = 0.1, third = 1 / 3,

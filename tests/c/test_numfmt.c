@@ -110,8 +110,44 @@ static void random_doubles(void) {
   CHECK(bad_short == 0, "%d of 200000 texts were longer than needed", bad_short);
 }
 
+/* Everyday doubles (uniform in [0, 1) scaled by 10^-30..10^29, and powers of two), where fmt_double
+ * takes its fast path: the text reads back, is the shortest, and has the digits printf rounds to
+ * at that length (of two texts of one length that read back, Python writes the nearer). */
+/* The significant digits of a text, without leading or trailing zeros, into out. */
+static void sig_digits(const char *s, char out[40]) {
+  int n = 0;
+  for (; *s && *s != 'e'; s++)
+    if (*s >= '0' && *s <= '9' && (n || *s != '0')) out[n++] = *s;
+  while (n > 1 && out[n - 1] == '0') n--;
+  out[n] = '\0';
+}
+
+static void everyday_doubles(void) {
+  uint64_t x = 0x2545F4914F6CDD1DULL;
+  int bad = 0;
+  for (int i = 0; i < 400000; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    double d = i % 4 == 3 ? ldexp(1.0, (int)(x % 200) - 100) : (double)(x >> 11) * 0x1p-53 * pow(10, (int)(x % 60) - 30);
+    char out[32], e[48];
+    fmt_double(d, out);
+    int p = digits_of(out);
+    double back = strtod(out, NULL);
+    snprintf(e, sizeof e, "%.*e", p - 1, d);
+    char ours[40], printfs[40];
+    sig_digits(out, ours), sig_digits(e, printfs);
+    if (memcmp(&back, &d, sizeof d) != 0 || strcmp(ours, printfs) != 0) bad++;
+    if (p > 1) {
+      snprintf(e, sizeof e, "%.*e", p - 2, d);
+      back = strtod(e, NULL);
+      if (memcmp(&back, &d, sizeof d) == 0) bad++;
+    }
+  }
+  CHECK(bad == 0, "%d of 400000 everyday doubles were written wrong", bad);
+}
+
 int main(void) {
   python_table();
   random_doubles();
+  everyday_doubles();
   return check_summary("numfmt");
 }
