@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define POOLED 0 /* AddressSanitizer sees every block only if every block is malloc's */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* AddressSanitizer sees every block only if every block is malloc's; ThreadSanitizer delivers a
+ * signal (the ticker's, which stops a job) only inside a call it intercepts, such as malloc. */
+#define POOLED 0
 #else
 #define POOLED 1
 #endif

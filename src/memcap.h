@@ -9,7 +9,7 @@
  * MEMCAP_SLAB bytes and kept, once freed, in a free list per size class (MEMCAP_GRAIN bytes apart):
  * each costs a few instructions instead of malloc's and free's hundreds, a fifth of a no-op job's
  * cost. Freed small blocks are reused by the same state, not returned to malloc; every slab is freed
- * when the state is closed. Under AddressSanitizer every block is malloc's, so it sees them all. */
+ * when the state is closed. Under AddressSanitizer and ThreadSanitizer every block is malloc's. */
 #define MEMCAP_GRAIN 16
 #define MEMCAP_SMALL 256
 #define MEMCAP_SLAB 65536
