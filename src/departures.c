@@ -29,6 +29,7 @@ typedef struct notice {
 static notice mine;
 static notice *theirs;  /* by world rank; NULL until the first check or the end */
 static char *received; /* by world rank */
+static int nreceived;
 static int world_size = -1;
 
 static void init(void) {
@@ -39,25 +40,28 @@ static void init(void) {
   memset(received, 0, (size_t)world_size);
 }
 
-/* comm's members, as world ranks in comm's order: the same key on every member. FNV-1a. */
-static uint64_t comm_key(MPI_Comm comm, int *size_out) {
+/* comm's members as world ranks, in comm's order (*size of them; free it). */
+static int *members(MPI_Comm comm, int *size) {
   MPI_Group g, world;
-  int size;
   MPI_Comm_group(comm, &g);
   MPI_Comm_group(MPI_COMM_WORLD, &world);
-  MPI_Group_size(g, &size);
-  int *in = xmalloc(2 * (size_t)size * sizeof *in), *out = in + size;
-  for (int i = 0; i < size; i++) in[i] = i;
-  MPI_Group_translate_ranks(g, size, in, world, out);
-  uint64_t h = 1469598103934665603ULL;
-  for (int i = 0; i < size; i++) {
-    h ^= (uint64_t)(uint32_t)out[i];
-    h *= 1099511628211ULL;
-  }
-  free(in);
+  MPI_Group_size(g, size);
+  int *in = xmalloc(2 * (size_t)*size * sizeof *in), *out = in + *size;
+  for (int i = 0; i < *size; i++) in[i] = i;
+  MPI_Group_translate_ranks(g, *size, in, world, out);
+  memmove(in, out, (size_t)*size * sizeof *in);
   MPI_Group_free(&g);
   MPI_Group_free(&world);
-  if (size_out) *size_out = size;
+  return in;
+}
+
+/* The same key on every member: FNV-1a of the members' world ranks. */
+static uint64_t key_of(const int *w, int size) {
+  uint64_t h = 1469598103934665603ULL;
+  for (int i = 0; i < size; i++) {
+    h ^= (uint64_t)(uint32_t)w[i];
+    h *= 1099511628211ULL;
+  }
   return h;
 }
 
@@ -69,7 +73,9 @@ static const tally *find(const notice *n, uint64_t key) {
 }
 
 int departures_count_create(MPI_Comm comm) {
-  uint64_t key = comm_key(comm, NULL);
+  int size, *w = members(comm, &size);
+  uint64_t key = key_of(w, size);
+  free(w);
   tally *t = (tally *)find(&mine, key);
   if (!t) {
     if (mine.n == MAX_COMMS) {
@@ -94,33 +100,27 @@ static void receive_arrived(void) {
     notice *n = &theirs[st.MPI_SOURCE];
     memset(n, 0, sizeof *n);
     MPI_Recv(n, (int)sizeof *n, MPI_BYTE, st.MPI_SOURCE, END_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    nreceived += !received[st.MPI_SOURCE];
     received[st.MPI_SOURCE] = 1;
   }
 }
 
 int departures_check(MPI_Comm comm, int nth, char *err, size_t errlen) {
-  if (nth <= 0) return 0;
   receive_arrived();
-  int size;
-  uint64_t key = comm_key(comm, &size);
-  MPI_Group g, world;
-  MPI_Comm_group(comm, &g);
-  MPI_Comm_group(MPI_COMM_WORLD, &world);
-  int rc = 0;
-  for (int i = 0; i < size && !rc; i++) { /* i: the member's rank in comm; w: in MPI_COMM_WORLD */
-    int w;
-    MPI_Group_translate_ranks(g, 1, &i, world, &w);
-    if (w < 0 || !received[w]) continue;
-    const tally *t = find(&theirs[w], key);
-    if (t ? (int)t->creates >= nth : theirs[w].partial) continue;
+  if (nth <= 0 || !nreceived) return 0; /* the usual wait: no rank has ended yet */
+  int size, *w = members(comm, &size), rc = 0;
+  uint64_t key = key_of(w, size);
+  for (int i = 0; i < size && !rc; i++) {
+    if (w[i] < 0 || !received[w[i]]) continue;
+    const tally *t = find(&theirs[w[i]], key);
+    if (t ? (int)t->creates >= nth : theirs[w[i]].partial) continue;
     snprintf(err, errlen, "rank %d ended its script after %d evaluator.create call(s) on this communicator, and "
              "this is call %d: every rank of the communicator must make the same create calls (write `local ev = "
              "evaluator.create(...)` on every rank and `if ev then` around the driver, not `if rank == 0`)",
-             w, t ? (int)t->creates : 0, nth);
+             w[i], t ? (int)t->creates : 0, nth);
     rc = -1;
   }
-  MPI_Group_free(&g);
-  MPI_Group_free(&world);
+  free(w);
   return rc;
 }
 
@@ -137,12 +137,10 @@ int departures_announce_and_wait(void) {
   }
   /* Ranks still running may run for hours: nap, longer and longer (10 ms at most). */
   long nap = 20000;
-  int sig = 0, missing;
+  int sig = 0;
   for (;;) {
     receive_arrived();
-    missing = 0;
-    for (int r = 0; r < world_size; r++) missing += r != me && !received[r];
-    if (!missing || (sig = sigint_pending())) break;
+    if (nreceived == world_size - 1 || (sig = sigint_pending())) break;
     struct timespec ts = {0, nap};
     nanosleep(&ts, NULL);
     if (nap < 10000000) nap *= 2;
