@@ -43,6 +43,7 @@ if [ "$QUICK" = 1 ]; then
   ST_N=5000                                 # row 10
   CSV_N=20000 CSV_CG_N=2000                 # row 11
   SC_SCALE=4                                # row 12: jobs per worker divided by this
+  STREAM_N=20000                            # row 14
   TMO=60
 else
   REPS=${BENCH_REPS:-5}
@@ -56,6 +57,7 @@ else
   ST_N=20000
   CSV_N=100000 CSV_CG_N=10000
   SC_SCALE=1
+  STREAM_N=100000
   TMO=300
 fi
 FLOOR_DEPTH=${BENCH_FLOOR_DEPTH:-2}
@@ -499,6 +501,24 @@ else
   note "valgrind is not installed (apt-get install valgrind): row 13 cannot be measured"
   row 13 "instructions per no-op job (callgrind)" "" "<= 8000" "<=" 8000 ""
 fi
+
+# ---- 14: streaming submit: the first job of one long submit starts while the list is read -------
+note "14: streaming submit: one submit of $STREAM_N no-op jobs, 2 workers, thread and mpicomm ($REPS runs)"
+for m in thread mpicomm; do
+  SF=() SD=() ST=()
+  for ((i = 1; i <= REPS; i++)); do
+    if [ $m = mpicomm ]; then o=$(mpi 3 "$BIN" bench/stream.lua $m "$STREAM_N") || o=""
+    else
+      echo "+ $BIN bench/stream.lua $m $STREAM_N" >>"$LOG"
+      o=$(timeout "$TMO" "$BIN" bench/stream.lua $m "$STREAM_N" 2>>"$LOG") || o=""
+      echo "$o" >>"$LOG"
+    fi
+    SF+=("$(field STREAM first_ms "$o")") SD+=("$(field STREAM during "$o")") ST+=("$(field STREAM total_ms "$o")")
+  done
+  mf=$(median "${SF[@]}")
+  row "14-$m" "$m: first job of a $STREAM_N-job submit starts (ms after the call)" "$(fmt '%.3f ms' "$mf")" "<= 1 ms" "<=" 1 "$mf" \
+    "median of $REPS; $(median "${SD[@]}") jobs done before submit returned; submit + gather(\"ALL\") $(fmt '%.0f ms' "$(median "${ST[@]}")")"
+done
 
 print_table
 [ "${BENCH_KEEP:-0}" = 1 ] || { [ $ERRORS -gt 0 ] && cp "$LOG" "$OUT/last-bench.log" && note "log of the failed runs: $OUT/last-bench.log"; }

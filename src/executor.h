@@ -42,6 +42,10 @@ typedef struct executor_ops {
   /* Stop jobs: queued ones come back RUN_CANCELLED without running; running ones too when
    * `running` is set. Their outcomes still arrive through poll. */
   void (*cancel)(executor_t *ex, int running);
+  /* Take back the jobs in slots[0..n) (sorted ascending), the last ones launched, whose submit
+   * failed: queued ones never run, a running one is stopped. Each still comes back through poll
+   * (cancelled, or finished if it ended first); the caller drops what comes. */
+  void (*withdraw)(executor_t *ex, const uint32_t *slots, size_t n);
   /* Release the workers. Jobs that cannot finish any more come back through one last poll. */
   void (*shutdown)(executor_t *ex);
   void (*destroy)(executor_t *ex);
@@ -50,6 +54,8 @@ typedef struct executor_ops {
 struct executor {
   const executor_ops *ops;
   int num_workers;
+  int background;          /* jobs run while the root does other work (the worker pools): a long
+                            * submit polls it as it goes, so workers start before the list is read */
   double budget;           /* absolute monotonic deadline of the search, 0 = none */
   char err[256];
 };

@@ -58,6 +58,18 @@ static uint32_t ring_pop(wstate *w) {
   return slot;
 }
 
+/* Take slot out of the ring wherever it is; -1 if it is not there. Results come back in the order
+ * jobs were sent, except those a worker took out of its queue (cancelled, withdrawn): the ring
+ * must keep the running job at its head for on_dead. */
+static int ring_remove(wstate *w, uint32_t slot) {
+  uint32_t k = 0;
+  while (k < w->count && w->ring[(w->head + k) % w->cap] != slot) k++;
+  if (k == w->count) return -1;
+  for (; k + 1 < w->count; k++) w->ring[(w->head + k) % w->cap] = w->ring[(w->head + k + 1) % w->cap];
+  w->count--;
+  return 0;
+}
+
 static int depth(const farm_t *f) {
   if (f->avg_job < 0 || f->avg_job >= 0.1) return 1;
   double d = 1 + ceil(PIPELINE_SECONDS / (f->avg_job + 1e-7));
@@ -139,13 +151,21 @@ static void dispatch(farm_t *f) {
 
 /* ---- results ---- */
 
-/* The oldest job a worker held is back: its copy is not needed any more. */
-static void forget_held(wstate *w) {
-  uint32_t slot;
+/* A job a worker held is back: its copy is not needed any more (usually the oldest). */
+static void forget_held(wstate *w, uint32_t slot) {
+  uint32_t oldest;
   uint64_t n;
   const char *params;
   size_t len;
-  jobq_pop(&w->held, &slot, &n, &params, &len);
+  if (jobq_peek_slot(&w->held, &oldest)) return;
+  if (oldest == slot) {
+    jobq_pop(&w->held, &oldest, &n, &params, &len);
+    return;
+  }
+  buf_t gone;
+  buf_init(&gone);
+  jobq_take_listed(&w->held, &slot, 1, &gone);
+  buf_free(&gone);
 }
 
 static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *ud) {
@@ -157,10 +177,9 @@ static int on_results(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void
   for (uint32_t i = 0; i < count; i++) {
     exec_result r;
     if (wire_get_u32(&p, end, &r.slot) || wire_get_f64(&p, end, &r.t_start) || wire_get_f64(&p, end, &r.t_end) ||
-        wire_get_bytes(&p, end, &r.outcome, &r.len) || w->count == 0)
+        wire_get_bytes(&p, end, &r.outcome, &r.len) || ring_remove(w, r.slot))
       return (int)i;
-    ring_pop(w);
-    forget_held(w);
+    forget_held(w, r.slot);
     w->started = r.t_end - w->offset; /* the next one starts as this one ends */
     r.rank = rank;
     if (r.t_start == OUTCOME_NEVER_STARTED) { /* cancelled in the worker's queue, or its budget gone */
@@ -189,7 +208,7 @@ static int on_dead(farm_t *f, int wi, const buf_t *m, exec_result_fn fn, void *u
     outcome_encode_message(RUN_CRASHED, m->data, m->len, &out);
     double now = clock_now();
     exec_result r = {ring_pop(w), now, now, f->link->ops->rank_of(f->link, wi), out.data, out.len};
-    forget_held(w);
+    forget_held(w, r.slot);
     fn(ud, &r);
     buf_free(&out);
     delivered = 1;
@@ -294,6 +313,34 @@ static void farm_cancel(executor_t *ex, int running) {
   send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
 }
 
+/* Queued jobs come back cancelled; each worker is told which of the jobs it holds to drop or stop. */
+static void farm_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
+  farm_t *f = (farm_t *)ex;
+  jobq_take_listed(&f->queue, slots, n, &f->cancelled);
+  buf_t mine;
+  buf_init(&mine);
+  for (int i = 0; i < f->link->nworkers; i++) {
+    wstate *w = &f->w[i];
+    mine.len = 0;
+    for (uint32_t k = 0; k < w->count; k++) {
+      uint32_t slot = w->ring[(w->head + k) % w->cap];
+      if (jobq_slot_listed(slot, slots, n)) wire_put_u32(&mine, slot);
+    }
+    if (!mine.len) continue;
+    uint32_t count = (uint32_t)(mine.len / sizeof count);
+    jobq_sort_slots((uint32_t *)(void *)mine.data, count);
+    buf_t m;
+    buf_init(&m);
+    wire_put_u32(&m, CTRL_WITHDRAW);
+    wire_put_f64(&m, 0);
+    wire_put_u32(&m, count);
+    buf_add(&m, mine.data, mine.len);
+    f->link->ops->send(f->link, i, TAG_CTRL, &m);
+    buf_free(&m);
+  }
+  buf_free(&mine);
+}
+
 /* Jobs never handed out will not run: they come back cancelled through the last poll. */
 static void farm_shutdown(executor_t *ex) {
   farm_t *f = (farm_t *)ex;
@@ -317,13 +364,15 @@ static void farm_destroy(executor_t *ex) {
   free(f);
 }
 
-static const executor_ops farm_ops = {farm_launch, farm_poll, farm_set_budget, farm_cancel, farm_shutdown, farm_destroy};
+static const executor_ops farm_ops = {farm_launch,   farm_poll,     farm_set_budget, farm_cancel,
+                                      farm_withdraw, farm_shutdown, farm_destroy};
 
 executor_t *farm_new(link_t *link, const exec_config *cfg, char *err, size_t errlen) {
   farm_t *f = xmalloc(sizeof *f);
   memset(f, 0, sizeof *f);
   f->ex.ops = &farm_ops;
   f->ex.num_workers = link->nworkers;
+  f->ex.background = 1;
   f->link = link;
   f->avg_job = -1;
   f->host_id = link_host_id();

@@ -25,7 +25,17 @@ void jobq_push_encoded(jobq_t *q, const char *p, size_t len, uint32_t count);
  * the queue is empty, or malformed (then it is emptied: its own encoder cannot make one). */
 int jobq_pop(jobq_t *q, uint32_t *slot, uint64_t *n, const char **params, size_t *len);
 
+/* The slot of the oldest job, without taking it; -1 when the queue is empty. */
+int jobq_peek_slot(const jobq_t *q, uint32_t *slot);
+
 /* Empty the queue, appending each job's slot to slots (u32 each): jobs that will never run. */
 void jobq_take_slots(jobq_t *q, buf_t *slots);
+/* Take out the jobs whose slot is one of listed[0..n) (sorted ascending), appending their slots
+ * to slots; the others keep their order. Returns how many were taken. */
+uint32_t jobq_take_listed(jobq_t *q, const uint32_t *listed, size_t n, buf_t *slots);
+/* Sort slots ascending, as the two functions around this one want them. */
+void jobq_sort_slots(uint32_t *slots, size_t n);
+/* Whether slot is one of listed[0..n) (sorted ascending). */
+int jobq_slot_listed(uint32_t slot, const uint32_t *listed, size_t n);
 
 #endif

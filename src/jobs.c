@@ -35,7 +35,9 @@ uint32_t jobs_add(jobs_t *J, double now) {
   J->free_head = r->next_free;
   r->n = J->next_n++;
   r->t_submit = now;
+  r->batch = J->batch;
   r->in_use = 1;
+  r->withdrawn = 0;
   J->submitted++;
   J->in_flight++;
   return slot;
@@ -47,5 +49,13 @@ void jobs_release(jobs_t *J, uint32_t slot) {
   r->in_use = 0;
   r->next_free = J->free_head;
   J->free_head = slot;
+  if (!r->withdrawn) J->in_flight--;
+}
+
+void jobs_withdraw(jobs_t *J, uint32_t slot) {
+  job_rec *r = &J->recs[slot];
+  assert(slot < J->cap && r->in_use && !r->withdrawn);
+  r->withdrawn = 1;
   J->in_flight--;
+  J->submitted--;
 }

@@ -10,14 +10,17 @@ typedef struct job_rec {
   uint64_t n;           /* the job number: the id is "<search_id>.<n>" */
   double t_submit;      /* monotonic */
   uint32_t next_free;   /* free-list link while unused */
-  int in_use;
+  uint32_t batch;       /* the submit call that made it (jobs_t.batch then) */
+  unsigned in_use : 1;
+  unsigned withdrawn : 1; /* taken back (its submit failed): its outcome is dropped when it comes */
 } job_rec;
 
 typedef struct jobs {
   job_rec *recs;
   uint32_t cap, free_head;
   uint64_t next_n;        /* the next job number */
-  uint64_t submitted, gathered, in_flight;
+  uint64_t submitted, gathered, in_flight; /* in_flight leaves withdrawn jobs out */
+  uint32_t batch;         /* counts submit calls: new jobs are stamped with it */
   double t0;              /* creation time (monotonic): timestamps count from here */
 } jobs_t;
 
@@ -27,5 +30,8 @@ void jobs_free(jobs_t *J);
 uint32_t jobs_add(jobs_t *J, double now);
 /* Give the slot back once its job came back (it counts as gathered once handed to the user). */
 void jobs_release(jobs_t *J, uint32_t slot);
+/* Take back a job in flight whose submit failed: it no longer counts as submitted nor in flight;
+ * its slot stays taken until its outcome comes back (then jobs_release). */
+void jobs_withdraw(jobs_t *J, uint32_t slot);
 
 #endif

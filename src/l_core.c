@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "jobq.h"
 #include "jobs.h"
 #include "l_csv.h"
 #include "l_error.h"
@@ -35,6 +36,7 @@
 #define CORE_MT "evaluator.Core"
 #define POLL_SLICE 0.05 /* seconds between checks of the budget and of Ctrl-C while waiting */
 #define STOP_GRACE 5.0  /* seconds an interrupted close waits for stopped jobs to come back */
+#define SUBMIT_LOOK 0.001 /* seconds between looks at the workers while a long submit is read */
 
 /* The methods: every one is an executor (executor.h); nothing below knows which it is. */
 static const struct method {
@@ -52,6 +54,8 @@ typedef struct core {
   double budget;      /* absolute monotonic, 0 = none */
   int budget_spent;   /* the budget ran out and the jobs were told */
   char search_id[128];
+  buf_t enc;          /* the job a submit is encoding */
+  buf_t launched;     /* u32 slots: what the submit under way launched, to withdraw on failure */
 } core_t;
 
 /* A core's user values: its jobs in flight (slot -> job table), and the ready list. */
@@ -75,11 +79,13 @@ typedef struct collect_ctx {
   core_t *c;
   int results;  /* stack index of the ready list */
   lua_Integer count;
+  int early;    /* while a submit runs: stack index of its own jobs that already came back */
+  lua_Integer nearly;
 } collect_ctx;
 
 static collect_ctx ready_list(lua_State *L, core_t *c) {
   lua_getiuservalue(L, 1, UV_READY);
-  collect_ctx x = {L, c, lua_gettop(L), (lua_Integer)lua_rawlen(L, -1)};
+  collect_ctx x = {L, c, lua_gettop(L), (lua_Integer)lua_rawlen(L, -1), 0, 0};
   return x;
 }
 
@@ -115,11 +121,24 @@ static void on_result(void *ud, const exec_result *r) {
   collect_ctx *x = ud;
   lua_State *L = x->L;
   core_t *c = x->c;
+  const job_rec *rec = &c->jobs.recs[r->slot];
+  if (rec->withdrawn) { /* its submit failed: nothing of it is the user's */
+    jobs_release(&c->jobs, r->slot);
+    return;
+  }
   run_status st = push_outcome(L, r);
   lua_rawgeti(L, PENDING, r->slot);
-  ljob_times t = {c->jobs.t0, c->jobs.recs[r->slot].t_submit, r->t_start, r->t_end, clock_now(), r->rank};
+  ljob_times t = {c->jobs.t0, rec->t_submit, r->t_start, r->t_end, clock_now(), r->rank};
   ljob_finish(L, -1, st, -2, &t);
-  lua_rawseti(L, x->results, ++x->count);
+  if (x->early && rec->batch == c->jobs.batch) {
+    if (!x->nearly) { /* made at the first: a short submit never needs it */
+      lua_newtable(L);
+      lua_replace(L, x->early);
+    }
+    lua_rawseti(L, x->early, ++x->nearly);
+  } else {
+    lua_rawseti(L, x->results, ++x->count);
+  }
   lua_pop(L, 1);
   lua_pushnil(L);
   lua_rawseti(L, PENDING, r->slot);
@@ -158,80 +177,128 @@ static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target,
 
 /* ---- methods ---- */
 
-/* Check that the table at idx is a list (keys 1..n); returns n. */
-static lua_Integer check_list(lua_State *L, int idx) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+/* The key of the table at idx that makes it no list (keys 1..n), pushed; or nothing and 0. */
+static int push_non_list_key(lua_State *L, int idx, lua_Integer n) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
     lua_pop(L, 1);
-    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) {
-      const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
-      lerr_user(L, "submit expects a list of parameter tables, but got a table with key '%s' "
-                   "(to submit one job, write ev:submit({ {x = 1} }))", k);
-    }
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1 || lua_tointeger(L, -1) > n) return 1;
   }
-  return n;
+  return 0;
 }
 
-/* Encode elements 1..n of the list at idx into enc, element i ending at ends[i]. Nothing of a
- * call is submitted unless all of it can be. */
-static void encode_all(lua_State *L, int idx, lua_Integer n, buf_t *enc, size_t *ends) {
-  char err[512];
-  ends[0] = 0;
-  for (lua_Integer i = 1; i <= n; i++) {
-    int t = lua_rawgeti(L, idx, i);
-    int rc = t == LUA_TTABLE ? wire_encode(L, -1, enc, "parameters", err, sizeof err) : -1;
-    lua_pop(L, 1);
-    if (rc) {
-      buf_free(enc);
-      free(ends);
-      if (t != LUA_TTABLE)
-        lerr_user(L, "submit: element %I is a %s, not a table of parameters", i, lua_typename(L, t));
-      lerr_user(L, "submit: element %I: %s", i, err);
-    }
-    ends[i] = enc->len;
+/* ---- submit ---- */
+
+/* A submit failed: every job it launched is withdrawn (stopped where it started, its outcome
+ * dropped when it comes), the ones already back are dropped, and the counters and numbers are
+ * as before the call. Nothing of the call is submitted. */
+static void submit_undo(lua_State *L, core_t *c, collect_ctx *x, uint64_t first_n) {
+  uint32_t *slots = (uint32_t *)(void *)c->launched.data;
+  size_t k = c->launched.len / sizeof *slots, m = 0;
+  for (size_t j = 0; j < k; j++) {
+    const job_rec *r = &c->jobs.recs[slots[j]];
+    /* Not in use: it came back already (its slot may since serve a later job of this call). */
+    if (!r->in_use || r->withdrawn || r->batch != c->jobs.batch) continue;
+    jobs_withdraw(&c->jobs, slots[j]);
+    lua_pushnil(L);
+    lua_rawseti(L, PENDING, slots[j]);
+    slots[m++] = slots[j];
   }
+  c->jobs.submitted -= (uint64_t)x->nearly;
+  c->jobs.next_n = first_n;
+  x->early = 0;
+  if (m) {
+    jobq_sort_slots(slots, m);
+    c->ex->ops->withdraw(c->ex, slots, m);
+  }
+  c->launched.len = 0;
+}
+
+/* A submitted list holds only keys 1..n: checked after its jobs were launched (it takes a walk of
+ * the whole list), so a long one's first jobs start at once. */
+static void submit_check_list(lua_State *L, core_t *c, collect_ctx *x, lua_Integer n, uint64_t first_n) {
+  if (!push_non_list_key(L, 3, n)) return;
+  submit_undo(L, c, x, first_n);
+  const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : luaL_typename(L, -1);
+  lerr_user(L, "submit expects a list of parameter tables, but got a table with key '%s' "
+               "(to submit one job, write ev:submit({ {x = 1} }))", k);
+}
+
+/* Encode element i of the list into c->enc, or undo the call and raise naming it. Leaves the
+ * element on the stack. */
+static void submit_encode(lua_State *L, core_t *c, collect_ctx *x, lua_Integer i, uint64_t first_n) {
+  char err[512];
+  int t = lua_rawgeti(L, 3, i);
+  c->enc.len = 0;
+  if (t == LUA_TTABLE && wire_encode(L, -1, &c->enc, "parameters", err, sizeof err) == 0) return;
+  submit_undo(L, c, x, first_n);
+  if (t != LUA_TTABLE) lerr_user(L, "submit: element %I is a %s, not a table of parameters", i, lua_typename(L, t));
+  lerr_user(L, "submit: element %I: %s", i, err);
+}
+
+/* While a long list is read: take what came back and start more, so workers are not idle. */
+static void submit_look(lua_State *L, core_t *c, collect_ctx *x, uint64_t first_n) {
+  int got = c->ex->ops->poll(c->ex, 0, on_result, x);
+  if (got >= 0 && !sigint_pending()) return;
+  submit_undo(L, c, x, first_n);
+  if (got < 0) lerr_user(L, "submit: %s", c->ex->err);
+  check_interrupt(L);
 }
 
 /* c:submit(list, want_jobs, first_n) -> the jobs' tables when want_jobs. first_n, when given,
- * numbers the jobs (a shared storage hands out the numbers of its search). */
+ * numbers the jobs (a shared storage hands out the numbers of its search). Jobs start as the list
+ * is read (the first within microseconds however long it is); an element that cannot be sent
+ * withdraws those already launched, so nothing of a call is submitted unless all of it is. */
 static int core_submit(lua_State *L) {
   core_t *c = check_core(L);
   luaL_checktype(L, 2, LUA_TTABLE);
   int want = lua_toboolean(L, 3);
   lua_Integer first_n = luaL_optinteger(L, 4, -1);
-  lua_settop(L, 3);
+  lua_settop(L, 2);
   with_pending(L); /* list at 3 */
   if (!c->ex) lerr_user(L, "submit: the evaluator is closed");
   if (c->budget > 0 && clock_now() >= c->budget)
     lerr_user(L, "TimeoutReached: the search's time budget (set_timeout) is spent; no more jobs can be submitted");
   check_interrupt(L);
-  lua_Integer n = check_list(L, 3);
-  buf_t enc;
-  buf_init(&enc);
-  size_t *ends = xmalloc(((size_t)n + 1) * sizeof *ends);
-  encode_all(L, 3, n, &enc, ends);
-  if (want) lua_createtable(L, (int)n, 0);
+  double now = clock_now(), look_at = now + SUBMIT_LOOK;
+  lua_Integer n = (lua_Integer)lua_rawlen(L, 3);
+  if (want) lua_createtable(L, (int)n, 0); /* 4: the jobs, returned when wanted */
+  else lua_pushnil(L);
+  lua_pushnil(L); /* 5: jobs of this call that came back during it (a table once one has) */
+  collect_ctx x = ready_list(L, c);
+  x.early = 5;
   if (first_n >= 0) c->jobs.next_n = (uint64_t)first_n;
-  double now = clock_now();
+  uint64_t first = c->jobs.next_n;
+  c->jobs.batch++;
+  c->launched.len = 0;
   for (lua_Integer i = 1; i <= n; i++) {
+    submit_encode(L, c, &x, i, first);
     uint32_t slot = jobs_add(&c->jobs, now);
     uint64_t num = c->jobs.recs[slot].n;
-    lua_rawgeti(L, 3, i);
     ljob_push_submitted(L, c->search_id, num, -1);
     lua_remove(L, -2);
     if (want) {
       lua_pushvalue(L, -1);
-      lua_rawseti(L, -3, i);
+      lua_rawseti(L, 4, i);
     }
     lua_rawseti(L, PENDING, slot);
-    c->ex->ops->launch(c->ex, slot, num, enc.data + ends[i - 1], ends[i] - ends[i - 1]);
-    /* Idle workers start on the first jobs while the rest of a long list is made ready. */
+    c->ex->ops->launch(c->ex, slot, num, c->enc.data, c->enc.len);
+    wire_put_u32(&c->launched, slot);
+    /* Idle workers start on the first jobs while the rest of a long list is read. */
     if (i == c->ex->num_workers && i < n) c->ex->ops->poll(c->ex, 0, NULL, NULL);
+    else if (c->ex->background && (i & 15) == 0 && clock_now() >= look_at) {
+      submit_look(L, c, &x, first);
+      look_at = clock_now() + SUBMIT_LOOK;
+    }
   }
-  buf_free(&enc);
-  free(ends);
+  submit_check_list(L, c, &x, n, first);
+  for (lua_Integer j = 1; j <= x.nearly; j++) {
+    lua_rawgeti(L, 5, j);
+    lua_rawseti(L, x.results, ++x.count);
+  }
+  c->launched.len = 0;
   c->ex->ops->poll(c->ex, 0, NULL, NULL);
+  lua_settop(L, 4);
   return want ? 1 : 0;
 }
 
@@ -336,6 +403,8 @@ static int core_gc(lua_State *L) {
   release(c);
   jobs_free(&c->jobs);
   runner_free(&c->runner);
+  buf_free(&c->enc);
+  buf_free(&c->launched);
   return 0;
 }
 

@@ -16,12 +16,13 @@ uint64_t link_host_id(void);
  *          worker->root  f64 root_now (echoed), f64 worker_now, u64 host_id
  *  JOBS    root->worker  u32 count, f64 budget (the deadline on the worker's clock; 0: none),
  *                        count x { u32 slot, u64 n, value params }
- *  CTRL    root->worker  u32 op, f64 arg (CTRL_BUDGET: the budget, as in JOBS)
+ *  CTRL    root->worker  u32 op, f64 arg (CTRL_BUDGET: the budget, as in JOBS); CTRL_WITHDRAW
+ *                        then u32 count, count x u32 slot (ascending): those jobs are taken back
  *  RESULTS worker->root  u32 count, count x { u32 slot, f64 t_start, f64 t_end, bytes outcome }
  *                        (t_start OUTCOME_NEVER_STARTED: cancelled before it began)
  *  DEAD    (from a root link only) the worker is gone; msg holds a reason */
 enum { TAG_HELLO = 1, TAG_JOBS, TAG_CTRL, TAG_RESULTS, TAG_DEAD };
-enum { CTRL_STOP = 1, CTRL_CANCEL_QUEUED, CTRL_CANCEL_ALL, CTRL_BUDGET };
+enum { CTRL_STOP = 1, CTRL_CANCEL_QUEUED, CTRL_CANCEL_ALL, CTRL_BUDGET, CTRL_WITHDRAW };
 
 typedef struct link link_t;
 typedef struct link_ops {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "jobq.h"
 #include "runner.h"
 #include "wire.h"
 
@@ -91,6 +92,20 @@ static void custom_cancel(executor_t *ex, int running) {
   c->n = kept;
 }
 
+static void custom_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
+  custom_t *c = (custom_t *)ex;
+  int kept = 0;
+  for (int i = 0; i < c->n; i++) {
+    if (!jobq_slot_listed(c->jobs[i].slot, slots, n)) {
+      c->jobs[kept++] = c->jobs[i];
+      continue;
+    }
+    runner_co_free(c->runner, c->jobs[i].co);
+    wire_put_u32(&c->cancelled, c->jobs[i].slot);
+  }
+  c->n = kept;
+}
+
 /* Nothing would resume what is left: it comes back cancelled. */
 static void custom_shutdown(executor_t *ex) { custom_cancel(ex, 1); }
 
@@ -103,8 +118,8 @@ static void custom_destroy(executor_t *ex) {
   free(c);
 }
 
-static const executor_ops custom_ops = {custom_launch, custom_poll, custom_set_budget, custom_cancel, custom_shutdown,
-                                        custom_destroy};
+static const executor_ops custom_ops = {custom_launch,   custom_poll,     custom_set_budget, custom_cancel,
+                                        custom_withdraw, custom_shutdown, custom_destroy};
 
 executor_t *pool_custom_new(const exec_args *a, char *err, size_t errlen) {
   (void)err, (void)errlen;

@@ -51,6 +51,12 @@ static void serial_cancel(executor_t *ex, int running) {
   jobq_take_slots(&s->queue, &s->cancelled);
 }
 
+/* Jobs run only in a poll that may wait, never within a submit: what is withdrawn is queued. */
+static void serial_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
+  serial_t *s = (serial_t *)ex;
+  jobq_take_listed(&s->queue, slots, n, &s->cancelled);
+}
+
 /* Nothing would run what is left: it comes back cancelled. */
 static void serial_shutdown(executor_t *ex) { serial_cancel(ex, 1); }
 
@@ -62,8 +68,8 @@ static void serial_destroy(executor_t *ex) {
   free(s);
 }
 
-static const executor_ops serial_ops = {serial_launch, serial_poll, serial_set_budget, serial_cancel, serial_shutdown,
-                                        serial_destroy};
+static const executor_ops serial_ops = {serial_launch,   serial_poll,     serial_set_budget, serial_cancel,
+                                        serial_withdraw, serial_shutdown, serial_destroy};
 
 executor_t *pool_serial_new(const exec_args *a, char *err, size_t errlen) {
   (void)err, (void)errlen;

@@ -21,6 +21,8 @@ typedef struct wctx {
   wlink_t *l;
   job_limits lim;
   jobq_t q;          /* jobs sent, not yet run */
+  int running;       /* a job runs: its slot is running_slot */
+  uint32_t running_slot;
   buf_t results;     /* body after the count */
   uint32_t nresults;
   double first_result, avg_job;
@@ -86,6 +88,31 @@ static void cancel_queue(wctx *w) {
   buf_free(&out);
 }
 
+/* CTRL_WITHDRAW's list (p..end): the listed jobs still queued come back cancelled, unrun; returns
+ * whether the running job is listed too. */
+static int withdraw(wctx *w, const char *p, const char *end) {
+  uint32_t count;
+  if (wire_get_u32(&p, end, &count) || (size_t)(end - p) / sizeof count < count) return 0;
+  buf_t listed, taken;
+  buf_init(&listed);
+  buf_init(&taken);
+  buf_add(&listed, p, (size_t)count * sizeof count); /* aligned for the search */
+  const uint32_t *slots = (const uint32_t *)(const void *)listed.data;
+  jobq_take_listed(&w->q, slots, count, &taken);
+  int stop = w->running && jobq_slot_listed(w->running_slot, slots, count);
+  buf_t out;
+  buf_init(&out);
+  outcome_encode_stopped(RUN_CANCELLED, &out);
+  double now = clock_now();
+  const char *t = taken.data, *tend = t + taken.len;
+  uint32_t slot;
+  while (wire_get_u32(&t, tend, &slot) == 0) add_result(w, slot, OUTCOME_NEVER_STARTED, now, out.data, out.len);
+  buf_free(&out);
+  buf_free(&taken);
+  buf_free(&listed);
+  return stop;
+}
+
 /* A control message; returns the run_status the running job must stop with, if any. */
 static run_status on_ctrl(wctx *w, const buf_t *m) {
   const char *p = m->data, *end = p + m->len;
@@ -96,6 +123,7 @@ static run_status on_ctrl(wctx *w, const buf_t *m) {
     case CTRL_STOP: w->stop = 1; return RUN_OK;
     case CTRL_CANCEL_QUEUED: cancel_queue(w); return RUN_OK;
     case CTRL_CANCEL_ALL: cancel_queue(w); return RUN_CANCELLED;
+    case CTRL_WITHDRAW: return withdraw(w, p, end) ? RUN_CANCELLED : RUN_OK;
     case CTRL_BUDGET: {
       /* The running job's deadline follows the new budget, later as well as sooner. */
       set_budget(w, arg);
@@ -146,7 +174,9 @@ static void run_one(wctx *w) {
   double t0, t1;
   buf_t out;
   buf_init(&out);
+  w->running = 1, w->running_slot = slot;
   runner_run(w->r, n, params, len, &w->lim, &out, &t0, &t1);
+  w->running = 0;
   add_result(w, slot, t0, t1, out.data, out.len);
   buf_free(&out);
   double took = t1 - t0;

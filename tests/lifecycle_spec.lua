@@ -132,6 +132,68 @@ report { o1 = jobs[1].objective, e1 = jobs[1].metadata.error, o2 = jobs[2].objec
       assert.truthy(t.e1:find("must return", 1, true), t.e1)
       assert.are.same({ "F_mine", "none" }, { t.o2, t.e2 })
     end)
+
+    -- Streaming submit: a pool's workers start on a long list's first jobs while the rest is read
+    -- (serial runs jobs only when gathered), and every job still comes back exactly once.
+    it("a long submit starts jobs while it reads the list; each job comes back once", function()
+      local t = on_root(m, [[function(job) return job.parameters.x end]], nil, [[
+local c0 = evaluator.mpi.wtime() -- no earlier than the evaluator's own time 0
+local list = {}
+for i = 1, 40000 do list[i] = { x = i } end
+ev:submit(list)
+local returned = evaluator.mpi.wtime() - c0
+local jobs = ev:gather("ALL")
+local seen, dup, sum, ended_during = {}, 0, 0, 0
+for _, j in ipairs(jobs) do
+  if seen[j.id] then dup = dup + 1 end
+  seen[j.id] = true
+  sum = sum + j.objective
+  if j.metadata.timestamp_end < returned then ended_during = ended_during + 1 end
+end
+report { n = #jobs, dup = dup, sum = sum, submitted = ev.num_jobs_submitted, gathered = ev.num_jobs_gathered,
+  ended_during = ended_during }
+]], { timeout = 120 })
+      assert.are.same({ 40000, 0, 40000 * 40001 // 2, 40000, 40000 }, { t.n, t.dup, t.sum, t.submitted, t.gathered })
+      if m.name == "serial" then
+        assert.are.equal(0, t.ended_during)
+      else
+        assert.is_true(t.ended_during > 100, t.ended_during .. " jobs ended before submit returned")
+      end
+    end)
+
+    it("a submit that fails at its last element withdraws the jobs it started: stopped, not counted, never returned", function()
+      local t = on_root(m, [[function(job)
+  if job.parameters.spin then local t = os.time() + 60; while os.time() < t do end end
+  if job.parameters.cmd then os.execute("sleep 61.73") end
+  return job.parameters.x or 0
+end]], nil, [[
+ev:submit({ { x = 1 }, { x = 2 } }) -- an earlier call's jobs stay
+local list = { { spin = true }, { cmd = true } }
+for i = 3, 20000 do list[i] = { x = i } end
+list[#list + 1] = { x = function() end }
+local ok, err = pcall(ev.submit, ev, list)
+local counts = { ev.num_jobs_submitted }
+local jobs = ev:gather("ALL")
+local xs = {}
+for _, j in ipairs(jobs) do xs[#xs + 1] = j.objective end
+table.sort(xs)
+local t0 = evaluator.mpi.wtime()
+ev:submit({ { x = 5 } }) -- runs at once: the withdrawn jobs no longer hold a worker
+local next_job = ev:gather("ALL")[1]
+local secs = evaluator.mpi.wtime() - t0
+local p = io.popen("pgrep -f 'sleep 61[.]73'")
+local left = p:read("a")
+p:close()
+report { ok = ok, err = err, submitted_after_fail = counts[1], xs = xs, next_id = next_job.id, secs = secs,
+  submitted = ev.num_jobs_submitted, gathered = ev.num_jobs_gathered, left = left }
+]], { timeout = 120 })
+      assert.is_false(t.ok)
+      assert.truthy(t.err:find("element 20001: parameters.x is a function", 1, true), t.err)
+      assert.are.same({ 2, { 1, 2 }, 3, 3 }, { t.submitted_after_fail, t.xs, t.submitted, t.gathered })
+      assert.truthy(t.next_id:match("%.2$"), "the next job takes the next number: " .. t.next_id)
+      assert.is_true(t.secs < 15, t.secs .. " s: a withdrawn job still held a worker")
+      assert.are.equal("", t.left, "the command of a withdrawn job still runs")
+    end)
   end)
 end
 
