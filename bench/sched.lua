@@ -9,14 +9,10 @@
 local evaluator = require "evaluator"
 local mode, N, DUR = arg[1] or "bulk", math.tointeger(tonumber(arg[2] or "200")), tonumber(arg[3] or "0.01")
 
-local wtime = evaluator.mpi.wtime
-local function run(job)
-  local stop = wtime() + job.parameters.dur
-  while wtime() < stop do end
-  return job.parameters.x
-end
+package.path = (debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "?.lua;" .. package.path
+local efficiency = require "efficiency" -- bench/efficiency.lua, beside this script
 
-local ev <close> = evaluator.create(run, "mpicomm")
+local ev <close> = evaluator.create(efficiency.run, "mpicomm")
 if ev then
   local all = {}
   local function take(done) for _, job in ipairs(done) do all[#all + 1] = job end end
@@ -40,15 +36,8 @@ if ev then
     end
   end
   assert(#all == N, "gathered " .. #all .. " of " .. N)
-  local first, last, busy = math.huge, -math.huge, 0
-  for _, job in ipairs(all) do
-    local m = job.metadata
-    assert(job.objective == job.parameters.x, "job " .. job.id .. " failed: " .. tostring(job.objective))
-    first = math.min(first, m.timestamp_submit)
-    last = math.max(last, m.timestamp_gather)
-    busy = busy + (m.timestamp_end - m.timestamp_start)
-  end
-  local makespan = last - first
+  local e = efficiency.measure(all, ev.num_workers)
+  local first, last, busy, makespan = e.first, e.last, e.busy, e.makespan
   -- Where the idle worker time went: before each worker's first job, between its jobs, after its
   -- last one (until the last gather); as fractions of num_workers x makespan.
   local per = {}
