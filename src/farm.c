@@ -289,28 +289,32 @@ static void farm_launch(executor_t *ex, uint32_t slot, uint64_t n, const char *p
   jobq_push(&((farm_t *)ex)->queue, slot, n, params, len);
 }
 
-static void send_ctrl_to_busy(farm_t *f, uint32_t op, double arg) {
-  for (int i = 0; i < f->link->nworkers; i++) {
-    if (!f->w[i].count && op != CTRL_STOP) continue;
-    buf_t m;
-    buf_init(&m);
-    wire_put_u32(&m, op);
-    wire_put_f64(&m, op == CTRL_BUDGET ? budget_for(f, i) : arg);
-    f->link->ops->send(f->link, i, TAG_CTRL, &m);
-    buf_free(&m);
+/* A CTRL message to worker wi: op, arg, then the u32 slots of `slots` (CTRL_WITHDRAW), if any. */
+static void send_ctrl(farm_t *f, int wi, uint32_t op, double arg, const buf_t *slots) {
+  buf_t m;
+  buf_init(&m);
+  wire_put_u32(&m, op);
+  wire_put_f64(&m, arg);
+  if (slots) {
+    wire_put_u32(&m, (uint32_t)(slots->len / sizeof(uint32_t)));
+    buf_add(&m, slots->data, slots->len);
   }
+  f->link->ops->send(f->link, wi, TAG_CTRL, &m);
+  buf_free(&m);
 }
 
 static void farm_set_budget(executor_t *ex, double deadline) {
   farm_t *f = (farm_t *)ex;
   ex->budget = deadline;
-  send_ctrl_to_busy(f, CTRL_BUDGET, 0);
+  for (int i = 0; i < f->link->nworkers; i++)
+    if (f->w[i].count) send_ctrl(f, i, CTRL_BUDGET, budget_for(f, i), NULL);
 }
 
 static void farm_cancel(executor_t *ex, int running) {
   farm_t *f = (farm_t *)ex;
   jobq_take_slots(&f->queue, &f->cancelled);
-  send_ctrl_to_busy(f, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0);
+  for (int i = 0; i < f->link->nworkers; i++)
+    if (f->w[i].count) send_ctrl(f, i, running ? CTRL_CANCEL_ALL : CTRL_CANCEL_QUEUED, 0, NULL);
 }
 
 /* Queued jobs come back cancelled; each worker is told which of the jobs it holds to drop or stop. */
@@ -327,16 +331,8 @@ static void farm_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
       if (jobq_slot_listed(slot, slots, n)) wire_put_u32(&mine, slot);
     }
     if (!mine.len) continue;
-    uint32_t count = (uint32_t)(mine.len / sizeof count);
-    jobq_sort_slots((uint32_t *)(void *)mine.data, count);
-    buf_t m;
-    buf_init(&m);
-    wire_put_u32(&m, CTRL_WITHDRAW);
-    wire_put_f64(&m, 0);
-    wire_put_u32(&m, count);
-    buf_add(&m, mine.data, mine.len);
-    f->link->ops->send(f->link, i, TAG_CTRL, &m);
-    buf_free(&m);
+    jobq_sort_slots((uint32_t *)(void *)mine.data, mine.len / sizeof *slots);
+    send_ctrl(f, i, CTRL_WITHDRAW, 0, &mine);
   }
   buf_free(&mine);
 }
@@ -345,7 +341,7 @@ static void farm_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
 static void farm_shutdown(executor_t *ex) {
   farm_t *f = (farm_t *)ex;
   jobq_take_slots(&f->queue, &f->cancelled);
-  send_ctrl_to_busy(f, CTRL_STOP, 0);
+  for (int i = 0; i < f->link->nworkers; i++) send_ctrl(f, i, CTRL_STOP, 0, NULL);
 }
 
 static void farm_destroy(executor_t *ex) {
