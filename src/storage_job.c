@@ -136,7 +136,10 @@ static void push_storable(lua_State *L, int job, buf_t *b, const char *why) {
 int storage_encode_job(lua_State *L, int idx, buf_t *b, char *err, size_t errlen) {
   idx = lua_absindex(L, idx);
   b->len = 0;
-  if (!lua_checkstack(L, 8)) return snprintf(err, errlen, "job: Lua stack overflow"), -1;
+  if (!lua_checkstack(L, 8)) {
+    snprintf(err, errlen, "job: Lua stack overflow");
+    return -1;
+  }
   if (put_record(L, idx, b, err, errlen) == 0) return 0;
   b->len = 0;
   (void)wire_encode(L, idx, b, "job", err, errlen); /* fails as the record did: the whole job's path in err */

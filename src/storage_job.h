@@ -10,8 +10,9 @@
 #include "buf.h"
 
 /* Replace b's contents with the record of the job table at idx (storage_decode reads it back as
- * an equal table; args, when it is the parameters table, is written once). A field that cannot be encoded
- * (a serial run function may return anything) is left out and named in metadata.storage_error.
+ * an equal table; args, when it is the parameters table, is written once). A field that cannot
+ * be encoded (a serial run function may return anything) is left out and named in
+ * metadata.storage_error.
  * Returns 0, or -1 when not even that can be encoded (err says why). Never raises. */
 int storage_encode_job(lua_State *L, int idx, buf_t *b, char *err, size_t errlen);
 
