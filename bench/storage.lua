@@ -1,8 +1,10 @@
 -- storage.lua: the async search loop (gather("BATCH", 1) + resubmit, no-op jobs, mpicomm) with no
 -- storage, with SQLiteStorage and with RedisStorage, one after the other in one mpirun, so that the
 -- ratios compare runs of the same moment.
--- usage: mpirun -np 3 evaluator-lua bench/storage.lua N DB_PATH REDIS_PORT [IN_FLIGHT (64)]
+-- usage: mpirun -np 3 evaluator-lua bench/storage.lua N DB_PATH REDIS_PORT [IN_FLIGHT (64)] [ONLY]
 -- Rank 0 prints: STORAGE jobs=N none=R sqlite=R redis=R sqlite_ratio=X redis_ratio=Y (R in jobs/s)
+-- ONLY (none, sqlite or redis) runs that loop alone, to profile it (callgrind): ONLY=R and the
+-- jobs per gather are printed.
 local evaluator = require "evaluator"
 local N = math.tointeger(tonumber(arg[1] or "20000"))
 local IN_FLIGHT = math.tointeger(tonumber(arg[4] or "64")) -- jobs kept submitted, as a search keeps its workers fed
@@ -10,7 +12,7 @@ local db_path, redis_port = arg[2] or "bench-storage.db", math.tointeger(tonumbe
 
 local function run(job) return job.parameters.x end
 
--- One search of N jobs; returns jobs/s on the root, nil on the other ranks.
+-- One search of N jobs; returns jobs/s and the number of gathers on the root, nil on the other ranks.
 local function loop(storage)
   local ev <close> = evaluator.create(run, "mpicomm", { storage = storage })
   if not ev then return nil end
@@ -19,9 +21,10 @@ local function loop(storage)
   local first = {}
   for i = 1, IN_FLIGHT do first[i] = { x = i, lr = 0.01, act = "relu" } end
   ev:submit(first)
-  local submitted, gathered = #first, 0
+  local submitted, gathered, gathers = #first, 0, 0
   while gathered < N do
     local done = ev:gather("BATCH", 1)
+    gathers = gathers + 1
     gathered = gathered + #done
     ev.jobs_done = {} -- as a search that dumps them after every gather
     local k = math.min(#done, N - submitted)
@@ -36,10 +39,19 @@ local function loop(storage)
   if storage and #storage:load_all_job_ids(ev.search_id) ~= N then
     error(("the storage holds %d jobs of %d"):format(#storage:load_all_job_ids(ev.search_id), N))
   end
-  return rate
+  return rate, gathers
 end
 
 -- Every rank opens the storages (as every rank runs a user's script); only the root writes.
+local only = arg[5]
+if only then
+  local open = { none = function() return nil end, sqlite = function() return evaluator.SQLiteStorage(db_path) end,
+    redis = function() return evaluator.RedisStorage { host = "127.0.0.1", port = redis_port } end }
+  if not open[only] then error(("ONLY must be none, sqlite or redis, got '%s'"):format(only)) end
+  local rate, gathers = loop(open[only]())
+  if rate then print(("%s=%.1f jobs_per_gather=%.1f"):format(only, rate, N / gathers)) end
+  return
+end
 local none = loop(nil)
 local sqlite = loop(evaluator.SQLiteStorage(db_path))
 local redis = loop(evaluator.RedisStorage { host = "127.0.0.1", port = redis_port })

@@ -1,6 +1,6 @@
-/* storage_job.h: what the SQLite and Redis storages share: a job's stored bytes (its wire
- * encoding, with what cannot be encoded left out and named), reading them back, a job's number
- * from its id, and the random token that tells one evaluator's rows from another's. */
+/* storage_job.h: what the SQLite and Redis storages share: a job's stored bytes (a record of
+ * wire-encoded fields, with what cannot be encoded left out and named), reading them back, a
+ * job's number from its id, and the random token that tells one evaluator's rows from another's. */
 #ifndef EVL_STORAGE_JOB_H
 #define EVL_STORAGE_JOB_H
 
@@ -9,8 +9,10 @@
 
 #include "buf.h"
 
-/* Replace b's contents with the encoding of the job table at idx. A field that cannot be encoded
- * (a serial run function may return anything) is left out and named in metadata.storage_error.
+/* Replace b's contents with the record of the job table at idx (storage_decode reads it back as
+ * an equal table; args, when it is the parameters table, is written once). A field that cannot
+ * be encoded (a serial run function may return anything) is left out and named in
+ * metadata.storage_error.
  * Returns 0, or -1 when not even that can be encoded (err says why). Never raises. */
 int storage_encode_job(lua_State *L, int idx, buf_t *b, char *err, size_t errlen);
 
@@ -37,8 +39,9 @@ void storage_scratch_prepare(storage_scratch *s, lua_Integer n);
 /* Free what s holds (it is then empty, ready for use again). */
 void storage_scratch_free(storage_scratch *s);
 
-/* Push the value stored in the n bytes at p. Returns 0, or -1 (nothing pushed) when the bytes
- * are not exactly one encoded value: damaged data is an error, never a shorter table. */
+/* Push the value stored in the n bytes at p: a job's record (storage_encode_job) or one wire
+ * value (a parameters list; a job stored before records). Returns 0, or -1 (nothing pushed) when
+ * the bytes are not exactly one of those: damaged data is an error, never a shorter table. */
 int storage_decode(lua_State *L, const void *p, size_t n);
 
 /* The job number n of an id "<search_id>.<n>"; -1 when the id does not end in ".<digits>". */

@@ -172,12 +172,15 @@ static void bind_int(lua_State *L, db_t *d, int q, int i, sqlite3_int64 v) {
   check_rc(L, d, sqlite3_bind_int64(d->q[q], i, v), "cannot bind a value");
 }
 
+/* Text and blobs are bound without a copy (SQLITE_STATIC, a copy was a malloc per job): every
+ * statement is bound right before it is stepped, from a Lua string of the call or the handle's
+ * scratch buffer, which live until the statement is reset; its next use binds it again. */
 static void bind_text(lua_State *L, db_t *d, int q, int i, const char *s, size_t n) {
-  check_rc(L, d, sqlite3_bind_text(d->q[q], i, s, (int)n, SQLITE_TRANSIENT), "cannot bind a value");
+  check_rc(L, d, sqlite3_bind_text(d->q[q], i, s, (int)n, SQLITE_STATIC), "cannot bind a value");
 }
 
 static void bind_blob(lua_State *L, db_t *d, int q, int i, const void *p, size_t n) {
-  check_rc(L, d, sqlite3_bind_blob(d->q[q], i, p, (int)n, SQLITE_TRANSIENT), "cannot bind a value");
+  check_rc(L, d, sqlite3_bind_blob(d->q[q], i, p, (int)n, SQLITE_STATIC), "cannot bind a value");
 }
 
 /* Push the value stored in column col of q's current row, or raise naming the damage. */
@@ -391,9 +394,9 @@ static int db_release(lua_State *L) {
   return 0;
 }
 
-/* Push the finished jobs of other writers stored after row seq in the search in row rowid, and
+/* Push the finished jobs of other writers stored after row seq in the search in row rowid; returns
  * the last row seen (this writer's own rows are stepped over without being decoded). */
-static void push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer seq, const char *writer, size_t wlen) {
+static lua_Integer push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer seq, const char *writer, size_t wlen) {
   bind_int(L, d, Q_AFTER, 1, rowid);
   bind_int(L, d, Q_AFTER, 2, seq);
   bind_text(L, d, Q_AFTER, 3, writer, wlen);
@@ -406,12 +409,14 @@ static void push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer s
     lua_rawseti(L, -2, ++i);
   }
   check_rc(L, d, sqlite3_reset(d->q[Q_AFTER]), "cannot read the jobs");
-  lua_pushinteger(L, seq);
+  return seq;
 }
 
 /* store(search_id, jobs, writer, seq, batches) -> what after(search_id, seq, writer) returns, read
  * in the same transaction that stores the batches submitted since the last write (write_batches)
- * and the finished jobs: a round of submit and gather costs one transaction. */
+ * and the finished jobs: a round of submit and gather costs one transaction. The others' rows are
+ * read before this call's are written: under the write lock no one else adds any, so this call's
+ * rows come last, and the next call need not step over them. */
 static int db_store(lua_State *L) {
   db_t *d = check_db(L);
   luaL_checktype(L, 3, LUA_TTABLE);
@@ -425,6 +430,7 @@ static int db_store(lua_State *L) {
   (void)storage_encode_list(L, 3, STORE_JOB, NULL, 0, &w->values, w->ends, count); /* one that cannot be at all is left out */
   run(L, d, Q_BEGIN, "cannot write");
   write_batches(L, d, 6, search, writer, wlen);
+  seq = push_after(L, d, search, seq, writer, wlen);
   for (lua_Integer i = 1; i <= count; i++) {
     sqlite3_int64 rowid, n;
     lua_rawgeti(L, 3, i);
@@ -437,9 +443,10 @@ static int db_store(lua_State *L) {
     bind_text(L, d, Q_STORE, 3, writer, wlen);
     bind_blob(L, d, Q_STORE, 4, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
     run(L, d, Q_STORE, "cannot store a job");
+    seq = (lua_Integer)sqlite3_last_insert_rowid(d->h);
   }
-  push_after(L, d, search, seq, writer, wlen);
   run(L, d, Q_COMMIT, "cannot commit");
+  lua_pushinteger(L, seq);
   return 2;
 }
 
@@ -449,7 +456,7 @@ static int db_after(lua_State *L) {
   lua_Integer seq = luaL_checkinteger(L, 3);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
-  push_after(L, d, search_rowid(L, 2), seq, writer, wlen);
+  lua_pushinteger(L, push_after(L, d, search_rowid(L, 2), seq, writer, wlen));
   return 2;
 }
 
