@@ -14,13 +14,25 @@ static const char PAIRS[201] = "000102030405060708091011121314151617181920212223
                                "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
                                "8081828384858687888990919293949596979899";
 
+/* Write the 8 decimal digits of x < 10^8, leading zeros included, at o: 32-bit halves and pairs,
+ * so a 17-digit number costs two 64-bit divisions rather than eight. */
+static void put8(char *o, uint32_t x) {
+  uint32_t hi = x / 10000, lo = x % 10000;
+  memcpy(o, PAIRS + 2 * (hi / 100), 2);
+  memcpy(o + 2, PAIRS + 2 * (hi % 100), 2);
+  memcpy(o + 4, PAIRS + 2 * (lo / 100), 2);
+  memcpy(o + 6, PAIRS + 2 * (lo % 100), 2);
+}
+
 /* Write n in decimal at o; returns the end. */
 static char *put_uint(char *o, unsigned long long n) {
   char tmp[24];
   int k = 24;
-  for (; n >= 100; n /= 100) memcpy(tmp + (k -= 2), PAIRS + 2 * (n % 100), 2);
-  if (n >= 10) memcpy(tmp + (k -= 2), PAIRS + 2 * n, 2);
-  else tmp[--k] = (char)('0' + n);
+  for (; n >= 100000000; n /= 100000000) put8(tmp + (k -= 8), (uint32_t)(n % 100000000));
+  uint32_t x = (uint32_t)n;
+  for (; x >= 100; x /= 100) memcpy(tmp + (k -= 2), PAIRS + 2 * (x % 100), 2);
+  if (x >= 10) memcpy(tmp + (k -= 2), PAIRS + 2 * x, 2);
+  else tmp[--k] = (char)('0' + x);
   memcpy(o, tmp + k, (size_t)(24 - k));
   return o + (24 - k);
 }
@@ -113,12 +125,21 @@ static void divide(const frac *f, u128 *q, u128 *r) {
   *r = f->n - *q * d;
 }
 
-/* The common case without printf or strtod, in exact integer arithmetic. For k = 15, 16, 17
- * digits, x = ad * 10^(k-1-e10) = n/d exactly; its nearest integer v is the nearest k-digit
- * decimal (an exact tie goes to the slow path), and v reads back to ad when |v - x| is below half
- * an ulp of ad scaled alike, x / 2m (a quarter below a power of two), or equal to it with m even
- * (ties to even). 17 digits are taken as they are, as printf's "%.16e" would be. Returns the
- * number of digits written to digits (the first is 10^*e10's), or 0 when it cannot tell. */
+/* Whether v, a k-digit candidate at distance dist / d from x = n / d (ad scaled by a power of
+ * ten), reads back to ad = m * 2^e: |v - x| below half an ulp of ad scaled alike, x / 2m (a quarter
+ * below a power of two), or equal to it with m even (ties to even). */
+static int reads_back(uint64_t m, int at_pow2, int below, u128 dist, u128 n) {
+  u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
+  return w < n || (w == n && !(m & 1));
+}
+
+/* The common case without printf or strtod, in exact integer arithmetic. x17 = ad * 10^(16-e10)
+ * = n/d exactly, in [10^16, 10^17): q + r/d. The k-digit scalings for k = 15, 16 are x17 / 10^(17-k),
+ * whose integer part and remainder come from q's last digits, so one product serves all three. For
+ * each k the nearest integer v of x_k is the nearest k-digit decimal (an exact tie goes to the
+ * slow path); the first that reads back is the shortest. 17 digits are taken as they are, as
+ * printf's "%.16e" would be. Returns the number of digits written to digits (the first is
+ * 10^*e10's), or 0 when it cannot tell. */
 static int shortest_fast(double ad, char digits[24], int *e10_out) {
   uint64_t bits;
   memcpy(&bits, &ad, sizeof bits);
@@ -126,29 +147,25 @@ static int shortest_fast(double ad, char digits[24], int *e10_out) {
   int e = (int)(bits >> 52) - 1075; /* ad = m * 2^e, a normal double */
   int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed below */
   int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
-  for (int k = 15, fixes = 0; k <= 17; k++) {
-    int p = k - 1 - e10;
-    frac f;
-    u128 q, r;
-    if (!scaled(m, e, p, &f)) return 0;
+  frac f;
+  u128 q, r;
+  for (int fixes = 0;; fixes++) {
+    if (!scaled(m, e, 16 - e10, &f)) return 0;
     divide(&f, &q, &r);
-    u128 lo = P5[k - 1] << (k - 1), hi = lo * 10, d = (u128)f.odd << f.sh;
-    if (q >= hi || q < lo) { /* the estimate of e10 was one off */
-      if (fixes++ == 2) return 0;
-      e10 += q >= hi ? 1 : -1;
-      k--;
-      continue;
-    }
-    u128 twice = 2 * r; /* x = q + r/d */
-    if (twice == d) return 0;
-    int below = twice < d; /* v = q, below x, or q + 1, above it */
-    u128 v = below ? q : q + 1, dist = below ? r : d - r; /* |v - x| = dist / d */
-    if (k < 17) {
-      u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
-      if (w > f.n || (w == f.n && (m & 1))) continue;
-    }
-    int len = (int)(put_uint(digits, (unsigned long long)v) - digits);
-    *e10_out = len - 1 - p; /* len = k + 1 when x rounded up to 10^k */
+    if (q >= 10000000000000000ULL && q < 100000000000000000ULL) break;
+    if (fixes == 2) return 0; /* the estimate of e10 was one off: never twice */
+    e10 += q >= 100000000000000000ULL ? 1 : -1;
+  }
+  u128 d = (u128)f.odd << f.sh;
+  for (uint64_t scale = 100; scale >= 1; scale /= 10) { /* k = 15, 16, 17 */
+    uint64_t qk = (uint64_t)q / scale;
+    u128 dk = scale * d, rk = ((uint64_t)q % scale) * d + r, twice = 2 * rk; /* x_k = qk + rk/dk */
+    if (twice == dk) return 0;
+    int below = twice < dk; /* v = qk, below x_k, or qk + 1, above it */
+    if (scale > 1 && !reads_back(m, at_pow2, below, below ? rk : dk - rk, f.n)) continue;
+    int len = (int)(put_uint(digits, below ? qk : qk + 1) - digits);
+    int p = 16 - e10 - (scale == 100 ? 2 : scale == 10); /* x_k = ad * 10^p */
+    *e10_out = len - 1 - p; /* len = k + 1 when x_k rounded up to 10^k */
     return len;
   }
   return 0;
