@@ -41,8 +41,16 @@ typedef struct key_slot {
   size_t col;
 } key_slot;
 
+/* objective_0 .. objective_<OBJ_COLS-1> keep their column numbers in the state; later ones go
+ * through the Lua cache. */
+enum { OBJ_COLS = 16 };
+
 typedef struct dump_state {
   key_slot keys[2][KEY_SLOTS];
+  size_t col_job_id, col_objective, col_obj[OBJ_COLS]; /* 0: not made yet */
+  /* The job being read may make its fields on access (it has a metatable, or the jobs list has one
+   * and the job itself may be made on access): get_field anchors them. */
+  int list_has_mt, job_has_mt;
   cell_t *cells;
   size_t ncells, cap;
   size_t *row_end; /* row r's cells are cells[row_end[r-1] .. row_end[r]) */
@@ -70,11 +78,11 @@ static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
 
 /* Push job[field], kept alive for the whole dump when it is a string or a table: cells point into
  * its strings, and keys are known by their address, so a job whose fields are made on access
- * (an __index that builds them) must not see them collected before the file is written. */
-static int get_field(lua_State *L, int job, const char *field) {
+ * (an __index that builds them) must not see them collected before the file is written. A job
+ * without a metatable holds its fields itself (and the jobs table holds it): no anchor needed. */
+static int get_field(lua_State *L, dump_state *st, int job, const char *field) {
   int t = lua_getfield(L, job, field);
-  if (t == LUA_TSTRING || t == LUA_TTABLE) {
-    dump_state *st = state_of(L);
+  if (st->job_has_mt && (t == LUA_TSTRING || t == LUA_TTABLE)) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, S_ANCHOR, ++st->anchored);
   }
@@ -199,50 +207,69 @@ static size_t column_of_name(lua_State *L) {
   return col;
 }
 
-/* The column number of prefix .. the key at idx (a string or a number, which is not converted in
- * place: the key still drives lua_next), refusing NUL bytes that a C column name cannot hold.
- * Cached per dump in the table at cache, so a name is made once per key. */
-static size_t column_of_key(lua_State *L, const char *prefix, int idx, const char *job, int cache) {
-  idx = lua_absindex(L, idx);
-  key_slot *slot = NULL;
-  if (lua_type(L, idx) == LUA_TSTRING) {
-    slot = key_slot_of(state_of(L), cache == S_MCOLS, lua_topointer(L, idx));
-    if (slot && slot->key) return slot->col;
-  }
+/* Which table of a job add_fields reads: the kind indexes dump_state.keys. */
+enum { PARAMS = 0, METADATA = 1 };
+
+/* column_of_key's slow path, once per key and dump: the name made from the key (a number in its
+ * text form), refusing NUL bytes that a C column name cannot hold; 0 for a metadata key starting
+ * with "_" (private to the runtime or the user). Cached in the Lua table of the kind and in slot. */
+static size_t column_of_new_key(lua_State *L, int kind, int kt, int idx, const char *job, key_slot *slot) {
+  int cache = kind == METADATA ? S_MCOLS : S_PCOLS;
+  size_t col;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, cache) == LUA_TNUMBER) {
-    size_t col = (size_t)lua_tointeger(L, -1);
+    col = (size_t)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    return col;
+  } else {
+    lua_pop(L, 1);
+    char num[32];
+    size_t n;
+    const char *s = num;
+    if (kt == LUA_TSTRING)
+      s = lua_tolstring(L, idx, &n);
+    else if (lua_isinteger(L, idx))
+      n = fmt_integer(lua_tointeger(L, idx), num);
+    else
+      n = fmt_double(lua_tonumber(L, idx), num);
+    if (kind == METADATA && s[0] == '_') {
+      col = 0;
+    } else {
+      if (strlen(s) != n) luaL_error(L, "job %s: name \"%s...\" holds a NUL byte", job, s);
+      lua_pushfstring(L, "%s%s", kind == METADATA ? "m:" : "p:", s);
+      col = column_of_name(L);
+    }
+    lua_pushvalue(L, idx);
+    lua_pushinteger(L, (lua_Integer)col);
+    lua_rawset(L, cache);
   }
-  lua_pop(L, 1);
-  char num[32];
-  size_t n;
-  const char *s = num;
-  if (lua_type(L, idx) == LUA_TSTRING)
-    s = lua_tolstring(L, idx, &n);
-  else if (lua_isinteger(L, idx))
-    n = fmt_integer(lua_tointeger(L, idx), num);
-  else
-    n = fmt_double(lua_tonumber(L, idx), num);
-  if (strlen(s) != n) luaL_error(L, "job %s: name \"%s...\" holds a NUL byte", job, s);
-  lua_pushfstring(L, "%s%s", prefix, s);
-  size_t col = column_of_name(L);
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, (lua_Integer)col);
-  lua_rawset(L, cache);
   if (slot) *slot = (key_slot){lua_topointer(L, idx), col};
   return col;
 }
 
-static size_t column_of(lua_State *L, const char *name) {
-  lua_pushstring(L, name);
-  return column_of_name(L);
+/* The column number of the kind's prefix .. the key at idx, of type kt (a string or a number, which
+ * is not converted in place: the key still drives lua_next); 0: not written. A string key already
+ * seen is found by its address alone, the case of every key after the first job. */
+static size_t column_of_key(lua_State *L, dump_state *st, int kind, int kt, int idx, const char *job) {
+  key_slot *slot = NULL;
+  if (kt == LUA_TSTRING) {
+    slot = key_slot_of(st, kind, lua_topointer(L, idx));
+    if (slot && slot->key) return slot->col;
+  }
+  return column_of_new_key(L, kind, kt, idx, job, slot);
+}
+
+/* The column number of name, kept in *cached (0 until the column is made). */
+static size_t column_of(lua_State *L, size_t *cached, const char *name) {
+  if (!*cached) {
+    lua_pushstring(L, name);
+    *cached = column_of_name(L);
+  }
+  return *cached;
 }
 
 /* The job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
-static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
-  int t = get_field(L, job, "id");
+static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer i) {
+  int t = get_field(L, st, job, "id");
   if (t != LUA_TSTRING && !lua_isinteger(L, -1))
     luaL_error(L, "job #%d: id is a %s, expected a string", (int)i, luaL_typename(L, -1));
   const char *id = lua_tostring(L, -1);
@@ -251,51 +278,52 @@ static const char *add_job_id(lua_State *L, int job, lua_Integer i) {
   if (n == 0 || digits[n] != '\0' || n > 18) /* 18 digits always fit in int64 */
     luaL_error(L, "job #%d: id \"%s\" does not end with an integer", (int)i, id);
   while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
-  size_t col = column_of(L, "job_id");
+  size_t col = column_of(L, &st->col_job_id, "job_id");
   /* A string id is the job table's own; an integer's text is a new string, gone after this job. */
-  if (t == LUA_TSTRING) add_cell(state_of(L), col, digits, 0, n);
-  else add_arena_copy(state_of(L), col, digits, n);
+  if (t == LUA_TSTRING) add_cell(st, col, digits, 0, n);
+  else add_arena_copy(st, col, digits, n);
   return id;
 }
 
-/* Columns prefix<key> for job[field]: parameters take string and number keys, metadata its
- * string keys that do not start with "_" (the others are private to the runtime or the user). */
-static void add_fields(lua_State *L, int job, const char *id, const char *field, const char *prefix,
-                       int is_metadata) {
-  int t = get_field(L, job, field), tbl = lua_gettop(L);
-  dump_state *st = state_of(L);
+/* Columns "p:<key>" (kind PARAMS) or "m:<key>" (METADATA) for job[field]: parameters take string and
+ * number keys, metadata its string keys that do not start with "_". */
+static void add_fields(lua_State *L, dump_state *st, int job, const char *id, const char *field, int kind) {
+  int t = get_field(L, st, job, field), tbl = lua_gettop(L);
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
-  while (lua_next(L, tbl)) {
-    int kt = lua_type(L, -2);
-    int take = is_metadata ? kt == LUA_TSTRING && lua_tostring(L, -2)[0] != '_'
-                           : kt == LUA_TSTRING || kt == LUA_TNUMBER;
-    if (take) {
-      size_t col = column_of_key(L, prefix, -2, id, is_metadata ? S_MCOLS : S_PCOLS);
-      where_t w = {id, field, col, strlen(prefix)};
-      add_value(L, st, col, lua_gettop(L), &w);
-    } else if (!is_metadata) {
-      luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, -2));
+  while (lua_next(L, tbl)) { /* the key at tbl + 1, its value at tbl + 2 */
+    int kt = lua_type(L, tbl + 1);
+    if (kt == LUA_TSTRING || (kind == PARAMS && kt == LUA_TNUMBER)) {
+      size_t col = column_of_key(L, st, kind, kt, tbl + 1, id);
+      where_t w = {id, field, col, 2};
+      if (col) add_value(L, st, col, tbl + 2, &w);
+    } else if (kind == PARAMS) {
+      luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, tbl + 1));
     }
-    lua_pop(L, 1);
+    lua_settop(L, tbl + 1);
   }
 }
 
-static void add_objective(lua_State *L, int job, const char *id) {
-  int t = get_field(L, job, "objective"), obj = lua_gettop(L);
-  dump_state *st = state_of(L);
+static void add_objective(lua_State *L, dump_state *st, int job, const char *id) {
+  int t = get_field(L, st, job, "objective"), obj = lua_gettop(L);
   where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-    add_value(L, st, column_of(L, "objective"), obj, &w);
+    add_value(L, st, column_of(L, &st->col_objective, "objective"), obj, &w);
   } else if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, obj);
     for (lua_Integer k = 1; k <= n; k++) {
       if (lua_rawgeti(L, obj, k) != LUA_TNUMBER)
         luaL_error(L, "job %s: objective[%d] is a %s, expected a number", id, (int)k, luaL_typename(L, -1));
-      lua_pushfstring(L, "objective_%d", (int)(k - 1));
-      size_t col = column_of_name(L);
-      add_value(L, st, col, lua_gettop(L), &w);
+      size_t col;
+      if (k <= OBJ_COLS && st->col_obj[k - 1]) {
+        col = st->col_obj[k - 1];
+      } else {
+        lua_pushfstring(L, "objective_%d", (int)(k - 1));
+        col = column_of_name(L);
+        if (k <= OBJ_COLS) st->col_obj[k - 1] = col;
+      }
+      add_value(L, st, col, obj + 1, &w);
       lua_pop(L, 1);
     }
   } else if (t != LUA_TNIL) {
@@ -304,16 +332,28 @@ static void add_objective(lua_State *L, int job, const char *id) {
   }
 }
 
+/* Room for the cells of n jobs like the first (most dumps hold jobs of one shape), so the arrays
+ * are not copied again and again as they grow. */
+static void presize(dump_state *st, size_t n) {
+  if (st->ncells == 0 || n > SIZE_MAX / sizeof *st->cells / st->ncells / 2) return;
+  if (st->cap < st->ncells * n) {
+    st->cap = st->ncells * n;
+    st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
+  }
+  if (st->arena.len && n < SIZE_MAX / 2 / st->arena.len) buf_reserve(&st->arena, st->arena.len * n);
+}
+
 /* The cells of job i. */
-static void add_job(lua_State *L, lua_Integer i) {
+static void add_job(lua_State *L, dump_state *st, lua_Integer i) {
   int base = lua_gettop(L), job = base + 1;
   if (lua_geti(L, ARG_JOBS, i) != LUA_TTABLE)
     luaL_error(L, "job #%d is a %s, expected a table", (int)i, luaL_typename(L, job));
-  const char *id = add_job_id(L, job, i);
-  add_fields(L, job, id, "parameters", "p:", 0);
-  add_objective(L, job, id);
-  add_fields(L, job, id, "metadata", "m:", 1);
-  dump_state *st = state_of(L);
+  st->job_has_mt = st->list_has_mt || lua_getmetatable(L, job);
+  lua_settop(L, job);
+  const char *id = add_job_id(L, st, job, i);
+  add_fields(L, st, job, id, "parameters", PARAMS);
+  add_objective(L, st, job, id);
+  add_fields(L, st, job, id, "metadata", METADATA);
   st->row_end[i - 1] = st->ncells;
   lua_settop(L, base);
 }
@@ -369,7 +409,12 @@ int l_csv_dump(lua_State *L) {
   lua_newtable(L); /* S_NCOLS */
   lua_createtable(L, n < INT_MAX / 4 ? (int)n * 4 : INT_MAX, 0); /* S_ANCHOR: up to 4 values a job */
   luaL_checkstack(L, 16, "dump");
-  for (lua_Integer i = 1; i <= n; i++) add_job(L, i);
+  st->list_has_mt = lua_getmetatable(L, ARG_JOBS);
+  lua_settop(L, S_ANCHOR);
+  for (lua_Integer i = 1; i <= n; i++) {
+    add_job(L, st, i);
+    if (i == 1) presize(st, (size_t)n);
+  }
   csv_table t = build_table(L, (size_t)n);
   char err[1024];
   int rc = csv_append(path, &t, flush, err, sizeof err);
