@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,11 +170,42 @@ typedef struct outcol {
 /* Bytes that make a cell quoted wherever they are. */
 static const unsigned char NEEDS_QUOTE[256] = {[','] = 1, ['"'] = 1, ['\r'] = 1, ['\n'] = 1};
 
+/* Whether a byte of w is below 0x2D ((v - 0x2D..) & ~v & 0x80.., exact for bounds up to 0x80):
+ * every byte of NEEDS_QUOTE is (',' is 0x2C) and no byte of a number is but the '+' of an exponent,
+ * so a cell passes this cheap filter, or gets the exact check. */
+static int word_has_low_byte(uint64_t w) {
+  const uint64_t ones = 0x0101010101010101ULL;
+  return ((w - ones * 0x2D) & ~w & (ones * 0x80)) != 0;
+}
+
 static int needs_quotes(const char *s, size_t n) {
   if (s[0] == ' ' || s[n - 1] == ' ') return 1;
+  if (n >= 8) { /* eight bytes at a time, the last word overlapping the one before */
+    uint64_t w;
+    size_t i = 0;
+    for (;; i += 8) {
+      memcpy(&w, s + (i + 8 < n ? i : n - 8), 8);
+      if (word_has_low_byte(w)) break;
+      if (i + 8 >= n) return 0;
+    }
+  }
   for (size_t i = 0; i < n; i++)
     if (NEEDS_QUOTE[(unsigned char)s[i]]) return 1;
   return 0;
+}
+
+/* Write the cell s[0..n) quoted, its quotes doubled, at o: at most 2n + 2 bytes. Returns the end. */
+static char *put_quoted(char *o, const char *s, size_t n) {
+  *o++ = '"';
+  for (const char *q; n && (q = memchr(s, '"', n)); n -= (size_t)(q - s) + 1, s = q + 1) {
+    memcpy(o, s, (size_t)(q - s) + 1);
+    o += (q - s) + 1;
+    *o++ = '"';
+  }
+  memcpy(o, s, n);
+  o += n;
+  *o++ = '"';
+  return o;
 }
 
 static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
@@ -185,26 +217,8 @@ static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
     buf_add(b, s, n);
     return;
   }
-  buf_addc(b, '"');
-  for (const char *q; n && (q = memchr(s, '"', n)); n -= (size_t)(q - s) + 1, s = q + 1) {
-    buf_add(b, s, (size_t)(q - s) + 1);
-    buf_addc(b, '"');
-  }
-  buf_add(b, s, n);
-  buf_addc(b, '"');
-}
-
-/* put_cell then the byte sep, in one step for a cell that needs no quotes (most of them). */
-static void put_cell_sep(buf_t *b, const char *s, size_t n, int lone, char sep) {
-  if (n && !needs_quotes(s, n)) {
-    char *o = buf_reserve(b, n + 1);
-    memcpy(o, s, n);
-    o[n] = sep;
-    b->len += n + 1;
-    return;
-  }
-  put_cell(b, s, n, lone);
-  buf_addc(b, sep);
+  char *o = buf_reserve(b, 2 * n + 2);
+  b->len = (size_t)(put_quoted(o, s, n) - b->data);
 }
 
 static void put_header(buf_t *b, const outcol *oc, size_t n) {
@@ -215,14 +229,38 @@ static void put_header(buf_t *b, const outcol *oc, size_t n) {
   buf_addc(b, '\n');
 }
 
+/* The rows of t in the order of the columns oc. Each row's room is reserved once (a cell takes at
+ * most 2 len + 3 bytes, quoted with its separator), so cells are written with no check each. */
 static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n) {
+  size_t *lens = xmalloc(n * sizeof *lens);
   for (size_t r = 0; r < t->nrows; r++) {
+    const char *const *cells = t->cells + r * t->ncols;
+    size_t room = 3; /* a lone empty cell's "" and its line break */
     for (size_t k = 0; k < n; k++) {
-      const char *s = oc[k].cur < 0 ? NULL : t->cells[r * t->ncols + (size_t)oc[k].cur];
-      size_t len = !s ? 0 : t->lens ? t->lens[r * t->ncols + (size_t)oc[k].cur] : strlen(s);
-      put_cell_sep(b, s, len, n == 1, k + 1 < n ? ',' : '\n');
+      const char *s = oc[k].cur < 0 ? NULL : cells[oc[k].cur];
+      lens[k] = !s ? 0 : t->lens ? t->lens[r * t->ncols + (size_t)oc[k].cur] : strlen(s);
+      room += 2 * lens[k] + 3;
     }
+    char *o = buf_reserve(b, room);
+    for (size_t k = 0; k < n; k++) {
+      size_t len = lens[k];
+      const char *s = len ? cells[oc[k].cur] : NULL; /* a cell with bytes has a column */
+      if (len == 0) {
+        if (n == 1) *o++ = '"', *o++ = '"'; /* a lone empty cell would be a blank line, which readers skip */
+      } else if (needs_quotes(s, len)) {
+        o = put_quoted(o, s, len);
+      } else {
+        memcpy(o, s, len);
+        o += len;
+      }
+      *o++ = k + 1 < n ? ',' : '\n';
+    }
+    size_t start = b->len;
+    b->len = (size_t)(o - b->data);
+    if (r == 0 && t->nrows > 1 && b->len - start < SIZE_MAX / t->nrows)
+      buf_reserve(b, (b->len - start) * (t->nrows - 1)); /* rows alike: the buffer is not copied as it grows */
   }
+  free(lens);
 }
 
 /* Rows 1.. of d (row 0 is its header), re-mapped to the columns oc. */

@@ -21,7 +21,11 @@
  * freed by __gc whatever error is raised), the column names in order of appearance, caches that
  * map a parameter key, a metadata key or any column name to its column number (1-based), and the
  * values read from the jobs, kept alive until the file is written. */
-enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_NCOLS, S_ANCHOR };
+enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_NCOLS, S_ANCHOR, S_FIELDS };
+
+/* The job fields read, as Lua strings at S_FIELDS + F_*: made once, not looked up by C text per job. */
+enum { F_ID, F_PARAMETERS, F_OBJECTIVE, F_METADATA, F_COUNT };
+static const char *const FIELD_NAMES[F_COUNT] = {"id", "parameters", "objective", "metadata"};
 
 /* One cell as it is found: its column and its text, either a Lua string's bytes (anchored in the
  * jobs table, which nothing changes while the dump runs) or a span of the state's arena, whose
@@ -80,8 +84,9 @@ static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
  * its strings, and keys are known by their address, so a job whose fields are made on access
  * (an __index that builds them) must not see them collected before the file is written. A job
  * without a metatable holds its fields itself (and the jobs table holds it): no anchor needed. */
-static int get_field(lua_State *L, dump_state *st, int job, const char *field) {
-  int t = lua_getfield(L, job, field);
+static int get_field(lua_State *L, dump_state *st, int job, int field) {
+  lua_pushvalue(L, S_FIELDS + field);
+  int t = st->job_has_mt ? lua_gettable(L, job) : lua_rawget(L, job);
   if (st->job_has_mt && (t == LUA_TSTRING || t == LUA_TTABLE)) {
     lua_pushvalue(L, -1);
     lua_rawseti(L, S_ANCHOR, ++st->anchored);
@@ -269,7 +274,7 @@ static size_t column_of(lua_State *L, size_t *cached, const char *name) {
 
 /* The job_id cell from the job's id; returns the id as text (left on the stack) for messages. */
 static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer i) {
-  int t = get_field(L, st, job, "id");
+  int t = get_field(L, st, job, F_ID);
   if (t != LUA_TSTRING && !lua_isinteger(L, -1))
     luaL_error(L, "job #%d: id is a %s, expected a string", (int)i, luaL_typename(L, -1));
   const char *id = lua_tostring(L, -1);
@@ -287,8 +292,9 @@ static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer
 
 /* Columns "p:<key>" (kind PARAMS) or "m:<key>" (METADATA) for job[field]: parameters take string and
  * number keys, metadata its string keys that do not start with "_". */
-static void add_fields(lua_State *L, dump_state *st, int job, const char *id, const char *field, int kind) {
-  int t = get_field(L, st, job, field), tbl = lua_gettop(L);
+static void add_fields(lua_State *L, dump_state *st, int job, const char *id, int kind) {
+  int t = get_field(L, st, job, kind == PARAMS ? F_PARAMETERS : F_METADATA), tbl = lua_gettop(L);
+  const char *field = FIELD_NAMES[kind == PARAMS ? F_PARAMETERS : F_METADATA];
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
@@ -306,7 +312,7 @@ static void add_fields(lua_State *L, dump_state *st, int job, const char *id, co
 }
 
 static void add_objective(lua_State *L, dump_state *st, int job, const char *id) {
-  int t = get_field(L, st, job, "objective"), obj = lua_gettop(L);
+  int t = get_field(L, st, job, F_OBJECTIVE), obj = lua_gettop(L);
   where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
     add_value(L, st, column_of(L, &st->col_objective, "objective"), obj, &w);
@@ -351,9 +357,9 @@ static void add_job(lua_State *L, dump_state *st, lua_Integer i) {
   st->job_has_mt = st->list_has_mt || lua_getmetatable(L, job);
   lua_settop(L, job);
   const char *id = add_job_id(L, st, job, i);
-  add_fields(L, st, job, id, "parameters", PARAMS);
+  add_fields(L, st, job, id, PARAMS);
   add_objective(L, st, job, id);
-  add_fields(L, st, job, id, "metadata", METADATA);
+  add_fields(L, st, job, id, METADATA);
   st->row_end[i - 1] = st->ncells;
   lua_settop(L, base);
 }
@@ -370,11 +376,13 @@ static csv_table build_table(lua_State *L, size_t nrows) {
     cols[c] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  st->table_cells = calloc(nrows * ncols + 1, sizeof *st->table_cells);
-  st->table_lens = calloc(nrows * ncols + 1, sizeof *st->table_lens);
+  /* malloc, not calloc: each row is cleared as it is filled, while in cache. */
+  st->table_cells = malloc((nrows * ncols + 1) * sizeof *st->table_cells);
+  st->table_lens = malloc((nrows * ncols + 1) * sizeof *st->table_lens);
   if (!st->table_cells || !st->table_lens) luaL_error(L, "not enough memory for %d rows", (int)nrows);
   size_t k = 0;
   for (size_t r = 0; r < nrows; r++) {
+    for (size_t c = 0; c < ncols; c++) st->table_cells[r * ncols + c] = NULL, st->table_lens[r * ncols + c] = 0;
     for (; k < st->row_end[r]; k++) {
       const cell_t *c = &st->cells[k];
       assert(c->col >= 1 && c->col <= ncols);
@@ -407,10 +415,11 @@ int l_csv_dump(lua_State *L) {
   lua_newtable(L); /* S_PCOLS */
   lua_newtable(L); /* S_MCOLS */
   lua_newtable(L); /* S_NCOLS */
-  lua_createtable(L, n < INT_MAX / 4 ? (int)n * 4 : INT_MAX, 0); /* S_ANCHOR: up to 4 values a job */
+  lua_newtable(L); /* S_ANCHOR: filled only for jobs with a metatable */
   luaL_checkstack(L, 16, "dump");
   st->list_has_mt = lua_getmetatable(L, ARG_JOBS);
   lua_settop(L, S_ANCHOR);
+  for (int f = 0; f < F_COUNT; f++) lua_pushstring(L, FIELD_NAMES[f]); /* S_FIELDS.. */
   for (lua_Integer i = 1; i <= n; i++) {
     add_job(L, st, i);
     if (i == 1) presize(st, (size_t)n);
