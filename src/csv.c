@@ -247,7 +247,7 @@ static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t 
       const char *s = len ? cells[oc[k].cur] : NULL; /* a cell with bytes has a column */
       if (len == 0) {
         if (n == 1) *o++ = '"', *o++ = '"'; /* a lone empty cell would be a blank line, which readers skip */
-      } else if (needs_quotes(s, len)) {
+      } else if (!(t->plain && t->plain[r * t->ncols + (size_t)oc[k].cur]) && needs_quotes(s, len)) {
         o = put_quoted(o, s, len);
       } else {
         memcpy(o, s, len);

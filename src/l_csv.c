@@ -34,6 +34,7 @@ typedef struct cell {
   size_t col;
   const char *lua; /* NULL: the text is at arena + off */
   size_t off, len;
+  int plain; /* a number's text: never quoted */
 } cell_t;
 
 /* Column numbers of parameter (kind 0) and metadata (kind 1) keys by the address of the key's
@@ -62,6 +63,7 @@ typedef struct dump_state {
   lua_Integer anchored; /* entries in S_ANCHOR */
   const char **table_cells;
   size_t *table_lens;
+  unsigned char *table_plain;
 } dump_state;
 
 static void state_free(dump_state *st) {
@@ -70,6 +72,7 @@ static void state_free(dump_state *st) {
   buf_free(&st->arena);
   free(st->table_cells);
   free(st->table_lens);
+  free(st->table_plain);
   memset(st, 0, sizeof *st);
 }
 
@@ -104,16 +107,21 @@ static key_slot *key_slot_of(dump_state *st, int kind, const void *key) {
   return NULL;
 }
 
-static void add_cell(dump_state *st, size_t col, const char *lua, size_t off, size_t len) {
-  if (st->ncells == st->cap) {
-    st->cap = st->cap ? st->cap * 2 : 1024;
-    st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
-  }
-  st->cells[st->ncells++] = (cell_t){col, lua, off, len};
+static void grow_cells(dump_state *st) {
+  st->cap = st->cap ? st->cap * 2 : 1024;
+  st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
+}
+
+/* Inline, the growth out of line: a few instructions for every cell of the dump. */
+static inline void add_cell(dump_state *st, size_t col, const char *lua, size_t off, size_t len) {
+  if (st->ncells == st->cap) grow_cells(st);
+  st->cells[st->ncells++] = (cell_t){col, lua, off, len, 0};
 }
 
 /* A cell whose text goes into the arena: reserve room for n bytes, then commit_arena. */
-static char *arena_room(dump_state *st, size_t n) { return buf_reserve(&st->arena, n); }
+static inline char *arena_room(dump_state *st, size_t n) {
+  return st->arena.cap - st->arena.len >= n ? st->arena.data + st->arena.len : buf_reserve(&st->arena, n);
+}
 
 static void commit_arena(dump_state *st, size_t col, size_t len) {
   add_cell(st, col, NULL, st->arena.len, len);
@@ -168,6 +176,7 @@ static void add_value(lua_State *L, dump_state *st, size_t col, int idx, const w
     char *o = arena_room(st, 32);
     n = lua_isinteger(L, idx) ? fmt_integer(lua_tointeger(L, idx), o) : fmt_double(lua_tonumber(L, idx), o);
     commit_arena(st, col, n);
+    st->cells[st->ncells - 1].plain = 1; /* digits, '.', '-', "e+", "nan", "inf": never quoted */
     return;
   }
   case LUA_TTABLE: {
@@ -252,15 +261,10 @@ static size_t column_of_new_key(lua_State *L, int kind, int kt, int idx, const c
 }
 
 /* The column number of the kind's prefix .. the key at idx, of type kt (a string or a number, which
- * is not converted in place: the key still drives lua_next); 0: not written. A string key already
- * seen is found by its address alone, the case of every key after the first job. */
+ * is not converted in place: the key still drives lua_next); 0: not written. */
 static size_t column_of_key(lua_State *L, dump_state *st, int kind, int kt, int idx, const char *job) {
-  key_slot *slot = NULL;
-  if (kt == LUA_TSTRING) {
-    slot = key_slot_of(st, kind, lua_topointer(L, idx));
-    if (slot && slot->key) return slot->col;
-  }
-  return column_of_new_key(L, kind, kt, idx, job, slot);
+  key_slot *slot = kt == LUA_TSTRING ? key_slot_of(st, kind, lua_topointer(L, idx)) : NULL;
+  return slot && slot->key ? slot->col : column_of_new_key(L, kind, kt, idx, job, slot);
 }
 
 /* The column number of name, kept in *cached (0 until the column is made). */
@@ -299,9 +303,13 @@ static void add_fields(lua_State *L, dump_state *st, int job, const char *id, in
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
   while (lua_next(L, tbl)) { /* the key at tbl + 1, its value at tbl + 2 */
-    int kt = lua_type(L, tbl + 1);
+    /* A string key already seen is found by its address alone, the case of every key after the
+     * first job: no live object of another type can have that address while the string lives. */
+    const void *kp = lua_topointer(L, tbl + 1); /* NULL for a number */
+    const key_slot *known = kp ? key_slot_of(st, kind, kp) : NULL;
+    int kt = known && known->key ? LUA_TSTRING : lua_type(L, tbl + 1);
     if (kt == LUA_TSTRING || (kind == PARAMS && kt == LUA_TNUMBER)) {
-      size_t col = column_of_key(L, st, kind, kt, tbl + 1, id);
+      size_t col = known && known->key ? known->col : column_of_key(L, st, kind, kt, tbl + 1, id);
       where_t w = {id, field, col, 2};
       if (col) add_value(L, st, col, tbl + 2, &w);
     } else if (kind == PARAMS) {
@@ -379,19 +387,25 @@ static csv_table build_table(lua_State *L, size_t nrows) {
   /* malloc, not calloc: each row is cleared as it is filled, while in cache. */
   st->table_cells = malloc((nrows * ncols + 1) * sizeof *st->table_cells);
   st->table_lens = malloc((nrows * ncols + 1) * sizeof *st->table_lens);
-  if (!st->table_cells || !st->table_lens) luaL_error(L, "not enough memory for %d rows", (int)nrows);
+  st->table_plain = malloc(nrows * ncols + 1);
+  if (!st->table_cells || !st->table_lens || !st->table_plain)
+    luaL_error(L, "not enough memory for %d rows", (int)nrows);
   size_t k = 0;
   for (size_t r = 0; r < nrows; r++) {
-    for (size_t c = 0; c < ncols; c++) st->table_cells[r * ncols + c] = NULL, st->table_lens[r * ncols + c] = 0;
+    for (size_t c = 0; c < ncols; c++) {
+      st->table_cells[r * ncols + c] = NULL, st->table_lens[r * ncols + c] = 0;
+      st->table_plain[r * ncols + c] = 0;
+    }
     for (; k < st->row_end[r]; k++) {
       const cell_t *c = &st->cells[k];
       assert(c->col >= 1 && c->col <= ncols);
       size_t at = r * ncols + c->col - 1;
       st->table_cells[at] = c->lua ? c->lua : st->arena.data + c->off;
       st->table_lens[at] = c->len;
+      st->table_plain[at] = (unsigned char)c->plain;
     }
   }
-  return (csv_table){cols, ncols, st->table_cells, nrows, st->table_lens};
+  return (csv_table){cols, ncols, st->table_cells, nrows, st->table_lens, st->table_plain};
 }
 
 int l_csv_dump(lua_State *L) {

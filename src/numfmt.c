@@ -176,14 +176,29 @@ static int shortest_fixed(uint64_t m, int e, int e10, int at_pow2, uint64_t *dig
     e10 += q >= P10[17] ? 1 : -1;
   }
   u128 h = (u128)P5[p] << (63 + e + p); /* 63 - sh */
-  uint64_t v;
-  int k, r = try_fixed(q, F, h, at_pow2, 100, &v);
-  if (r < 0) return 0;
-  if (r) k = 15;
-  else if ((r = try_fixed(q, F, h, at_pow2, 10, &v)) < 0) return 0;
-  else if (r) k = 16;
-  else if (F == 1ULL << 63) return 0;
-  else v = q + (F > 1ULL << 63), k = 17; /* 17 digits always read back */
+  /* 16 digits first: a 15-digit text that reads back is a 16-digit one (x10) that does, so the
+   * nearest 16-digit one does too; not at a power of two, whose interval is lopsided. */
+  uint64_t v = 0, v15;
+  int k = 0, r;
+  if (!at_pow2 && (r = try_fixed(q, F, h, at_pow2, 10, &v)) <= 0) {
+    if (r < 0) return 0;
+    k = 17;
+  }
+  if (!k) {
+    if ((r = try_fixed(q, F, h, at_pow2, 100, &v15)) < 0) return 0;
+    if (r) {
+      v = v15, k = 15;
+    } else if (!at_pow2) {
+      k = 16; /* v is the 16-digit text */
+    } else {
+      if ((r = try_fixed(q, F, h, at_pow2, 10, &v)) < 0) return 0;
+      k = r ? 16 : 17;
+    }
+  }
+  if (k == 17) {
+    if (F == 1ULL << 63) return 0;
+    v = q + (F > 1ULL << 63); /* 17 digits always read back */
+  }
   int len = count_digits(v);
   *digits = v;
   *e10_out = len - 1 - (k - 1 - e10); /* len = k + 1 when the candidate rounded up to 10^k */

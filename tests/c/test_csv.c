@@ -40,7 +40,7 @@ static char *path_in(const char *dir, const char *name) {
 
 static int append(const char *path, const char *const *cols, size_t ncols, const char *const *cells, size_t nrows,
                   char *err) {
-  csv_table t = {cols, ncols, cells, nrows, NULL};
+  csv_table t = {cols, ncols, cells, nrows, NULL, NULL};
   return csv_append(path, &t, 0, err, 512);
 }
 
