@@ -160,10 +160,19 @@ static void add_unwritable(lua_State *L, dump_state *st, size_t col, int idx, co
   lua_pop(L, 2);
 }
 
-/* The cell of column col for the value at idx (kept where it is). */
-static void add_value(lua_State *L, dump_state *st, size_t col, int idx, const where_t *w) {
+/* The cell of column col for the number at idx: its text in the arena, flagged plain (digits, '.',
+ * '-', "e+", "nan", "inf": never quoted). Apart from add_value, the path of most cells, kept small. */
+static void add_number(lua_State *L, dump_state *st, size_t col, int idx) {
+  char *o = arena_room(st, 32);
+  size_t n = lua_isinteger(L, idx) ? fmt_integer(lua_tointeger(L, idx), o) : fmt_double(lua_tonumber(L, idx), o);
+  commit_arena(st, col, n);
+  st->cells[st->ncells - 1].plain = 1;
+}
+
+/* The cell of column col for the value at idx, of type type (kept where it is). */
+static void add_value(lua_State *L, dump_state *st, size_t col, int idx, int type, const where_t *w) {
   size_t n;
-  switch (lua_type(L, idx)) {
+  switch (type) {
   case LUA_TSTRING: {
     const char *s = lua_tolstring(L, idx, &n);
     add_cell(st, col, s, 0, n);
@@ -172,13 +181,9 @@ static void add_value(lua_State *L, dump_state *st, size_t col, int idx, const w
   case LUA_TBOOLEAN:
     add_cell(st, col, lua_toboolean(L, idx) ? "True" : "False", 0, lua_toboolean(L, idx) ? 4 : 5);
     return;
-  case LUA_TNUMBER: {
-    char *o = arena_room(st, 32);
-    n = lua_isinteger(L, idx) ? fmt_integer(lua_tointeger(L, idx), o) : fmt_double(lua_tonumber(L, idx), o);
-    commit_arena(st, col, n);
-    st->cells[st->ncells - 1].plain = 1; /* digits, '.', '-', "e+", "nan", "inf": never quoted */
+  case LUA_TNUMBER:
+    add_number(L, st, col, idx);
     return;
-  }
   case LUA_TTABLE: {
     char err[256];
     size_t start = st->arena.len;
@@ -310,8 +315,13 @@ static void add_fields(lua_State *L, dump_state *st, int job, const char *id, in
     int kt = known && known->key ? LUA_TSTRING : lua_type(L, tbl + 1);
     if (kt == LUA_TSTRING || (kind == PARAMS && kt == LUA_TNUMBER)) {
       size_t col = known && known->key ? known->col : column_of_key(L, st, kind, kt, tbl + 1, id);
-      where_t w = {id, field, col, 2};
-      if (col) add_value(L, st, col, tbl + 2, &w);
+      int vt = col ? lua_type(L, tbl + 2) : LUA_TNIL;
+      if (vt == LUA_TNUMBER) {
+        add_number(L, st, col, tbl + 2);
+      } else if (col) {
+        where_t w = {id, field, col, 2};
+        add_value(L, st, col, tbl + 2, vt, &w);
+      }
     } else if (kind == PARAMS) {
       luaL_error(L, "job %s: %s has a %s key", id, field, luaL_typename(L, tbl + 1));
     }
@@ -323,7 +333,7 @@ static void add_objective(lua_State *L, dump_state *st, int job, const char *id)
   int t = get_field(L, st, job, F_OBJECTIVE), obj = lua_gettop(L);
   where_t w = {id, "objective", 0, 0};
   if (t == LUA_TNUMBER || t == LUA_TSTRING) {
-    add_value(L, st, column_of(L, &st->col_objective, "objective"), obj, &w);
+    add_value(L, st, column_of(L, &st->col_objective, "objective"), obj, t, &w);
   } else if (t == LUA_TTABLE) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, obj);
     for (lua_Integer k = 1; k <= n; k++) {
@@ -337,7 +347,7 @@ static void add_objective(lua_State *L, dump_state *st, int job, const char *id)
         col = column_of_name(L);
         if (k <= OBJ_COLS) st->col_obj[k - 1] = col;
       }
-      add_value(L, st, col, obj + 1, &w);
+      add_number(L, st, col, obj + 1);
       lua_pop(L, 1);
     }
   } else if (t != LUA_TNIL) {

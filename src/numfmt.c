@@ -46,8 +46,12 @@ static char *put_digits(char *o, uint64_t v, int len) {
   int chunks = 0;
   for (; len - 8 * chunks > 8; chunks++, v /= 100000000) w[chunks] = digits8((uint32_t)(v % 100000000));
   int lead = len - 8 * chunks;
-  uint64_t head = digits8((uint32_t)v) >> (8 * (8 - lead));
-  memcpy(o, &head, 8);
+  if (lead == 1) { /* 17 digits, the usual length of a double's: no word for one digit */
+    *o = (char)('0' + v);
+  } else {
+    uint64_t head = digits8((uint32_t)v) >> (8 * (8 - lead));
+    memcpy(o, &head, 8);
+  }
   for (char *c = o + lead; chunks > 0; c += 8) memcpy(c, &w[--chunks], 8);
   return o + len;
 }
