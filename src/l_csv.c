@@ -1,9 +1,9 @@
 /* l_csv.c: turns the Lua job tables of a batch into a csv_table for csv_append, and wraps json_* for Lua.
- * The cells are taken straight from the job tables (no Lua table per row): Lua strings in place,
- * numbers and JSON formatted into one C arena owned by a userdata, so raising an error never leaks. */
+ * The cells are taken straight from the job tables (no Lua table per row) into the table's arrays:
+ * Lua strings in place, numbers and JSON formatted into C blocks that never move, all owned by a
+ * userdata, so raising an error never leaks. */
 #include "l_csv.h"
 
-#include <assert.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,16 +27,6 @@ enum { ARG_PATH = 1, ARG_JOBS, ARG_FLUSH, S_STATE, S_COLS, S_PCOLS, S_MCOLS, S_N
 enum { F_ID, F_PARAMETERS, F_OBJECTIVE, F_METADATA, F_COUNT };
 static const char *const FIELD_NAMES[F_COUNT] = {"id", "parameters", "objective", "metadata"};
 
-/* One cell as it is found: its column and its text, either a Lua string's bytes (anchored in the
- * jobs table, which nothing changes while the dump runs) or a span of the state's arena, whose
- * address may still move. Rows are runs of cells; a row's later cell for a column wins. */
-typedef struct cell {
-  size_t col;
-  const char *lua; /* NULL: the text is at arena + off */
-  size_t off, len;
-  int plain; /* a number's text: never quoted */
-} cell_t;
-
 /* Column numbers of parameter (kind 0) and metadata (kind 1) keys by the address of the key's
  * string: Lua interns short strings, so one address is one key for the whole dump (the jobs table
  * keeps every key alive); a key not found here goes through the Lua cache tables. */
@@ -50,29 +40,40 @@ typedef struct key_slot {
  * through the Lua cache. */
 enum { OBJ_COLS = 16 };
 
+/* A block of texts made by the dump (numbers, JSON): cells point into it, so it never moves. */
+typedef struct block {
+  struct block *next;
+  char data[];
+} block_t;
+enum { BLOCK_BYTES = 1 << 16 };
+
 typedef struct dump_state {
   key_slot keys[2][KEY_SLOTS];
   size_t col_job_id, col_objective, col_obj[OBJ_COLS]; /* 0: not made yet */
   /* The job being read may make its fields on access (it has a metatable, or the jobs list has one
    * and the job itself may be made on access): get_field anchors them. */
   int list_has_mt, job_has_mt;
-  cell_t *cells;
-  size_t ncells, cap;
-  size_t *row_end; /* row r's cells are cells[row_end[r-1] .. row_end[r]) */
-  buf_t arena;     /* formatted numbers, JSON texts */
   lua_Integer anchored; /* entries in S_ANCHOR */
-  const char **table_cells;
-  size_t *table_lens;
-  unsigned char *table_plain;
+  /* The csv_table's arrays, filled as the jobs are read: row r's cell for column col (1-based) at
+   * r * stride + col - 1, stride >= the columns made so far (it grows by re-laying the rows out);
+   * a row's later cell for a column wins. */
+  size_t nrows, row, stride;
+  const char **cells;
+  size_t *lens;
+  unsigned char *plain; /* a number's text: never quoted */
+  block_t *blocks;      /* the newest first */
+  char *room;           /* free bytes of the newest block */
+  size_t room_left;
 } dump_state;
 
 static void state_free(dump_state *st) {
   free(st->cells);
-  free(st->row_end);
-  buf_free(&st->arena);
-  free(st->table_cells);
-  free(st->table_lens);
-  free(st->table_plain);
+  free(st->lens);
+  free(st->plain);
+  for (block_t *b = st->blocks, *next; b; b = next) {
+    next = b->next;
+    free(b);
+  }
   memset(st, 0, sizeof *st);
 }
 
@@ -81,7 +82,6 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-static dump_state *state_of(lua_State *L) { return lua_touserdata(L, S_STATE); }
 
 /* Push job[field], kept alive for the whole dump when it is a string or a table: cells point into
  * its strings, and keys are known by their address, so a job whose fields are made on access
@@ -107,30 +107,64 @@ static key_slot *key_slot_of(dump_state *st, int kind, const void *key) {
   return NULL;
 }
 
-static void grow_cells(dump_state *st) {
-  st->cap = st->cap ? st->cap * 2 : 1024;
-  st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
+/* The arrays for nrows rows of stride cells, the rows up to the current one laid out again from
+ * the old stride (cleared beyond it). */
+static void lay_out(dump_state *st, size_t stride) {
+  if (stride && st->nrows > SIZE_MAX / sizeof(size_t) / stride) {
+    fprintf(stderr, "evaluator-lua: out of memory (%zu cells)\n", st->nrows);
+    abort();
+  }
+  size_t n = st->nrows * stride, keep = st->stride < stride ? st->stride : stride;
+  const char **cells = xmalloc(n * sizeof *cells + 1);
+  size_t *lens = xmalloc(n * sizeof *lens + 1);
+  unsigned char *plain = xmalloc(n + 1);
+  for (size_t r = 0; st->stride && r <= st->row; r++) {
+    memcpy(cells + r * stride, st->cells + r * st->stride, keep * sizeof *cells);
+    memcpy(lens + r * stride, st->lens + r * st->stride, keep * sizeof *lens);
+    memcpy(plain + r * stride, st->plain + r * st->stride, keep);
+    for (size_t c = keep; c < stride; c++) cells[r * stride + c] = NULL, lens[r * stride + c] = 0, plain[r * stride + c] = 0;
+  }
+  free(st->cells), free(st->lens), free(st->plain);
+  st->cells = cells, st->lens = lens, st->plain = plain, st->stride = stride;
 }
 
-/* Inline, the growth out of line: a few instructions for every cell of the dump. */
-static inline void add_cell(dump_state *st, size_t col, const char *lua, size_t off, size_t len) {
-  if (st->ncells == st->cap) grow_cells(st);
-  st->cells[st->ncells++] = (cell_t){col, lua, off, len, 0};
+static void widen(dump_state *st, size_t col) { lay_out(st, col > 2 * st->stride ? col : 2 * st->stride); }
+
+/* The cell of column col in the current row. */
+static inline void set_cell(dump_state *st, size_t col, const char *text, size_t len, int plain) {
+  if (col > st->stride) widen(st, col);
+  size_t at = st->row * st->stride + col - 1;
+  st->cells[at] = text, st->lens[at] = len, st->plain[at] = (unsigned char)plain;
 }
 
-/* A cell whose text goes into the arena: reserve room for n bytes, then commit_arena. */
-static inline char *arena_room(dump_state *st, size_t n) {
-  return st->arena.cap - st->arena.len >= n ? st->arena.data + st->arena.len : buf_reserve(&st->arena, n);
+/* Start row r: every cell empty. */
+static void start_row(dump_state *st, size_t r) {
+  st->row = r;
+  memset(st->cells + r * st->stride, 0, st->stride * sizeof *st->cells);
+  memset(st->lens + r * st->stride, 0, st->stride * sizeof *st->lens);
+  memset(st->plain + r * st->stride, 0, st->stride);
 }
 
-static void commit_arena(dump_state *st, size_t col, size_t len) {
-  add_cell(st, col, NULL, st->arena.len, len);
-  st->arena.len += len;
+static void new_block(dump_state *st, size_t n) {
+  size_t size = n > BLOCK_BYTES ? n : BLOCK_BYTES;
+  block_t *b = xmalloc(sizeof *b + size);
+  b->next = st->blocks, st->blocks = b;
+  st->room = b->data, st->room_left = size;
 }
 
-static void add_arena_copy(dump_state *st, size_t col, const char *s, size_t len) {
-  memcpy(arena_room(st, len), s, len);
-  commit_arena(st, col, len);
+/* A text made by the dump: room for n bytes at the returned address, then keep_text(len <= n). */
+static inline char *text_room(dump_state *st, size_t n) {
+  if (st->room_left < n) new_block(st, n);
+  return st->room;
+}
+
+static inline void keep_text(dump_state *st, size_t len) { st->room += len, st->room_left -= len; }
+
+static void add_text_copy(dump_state *st, size_t col, const char *s, size_t len) {
+  char *o = text_room(st, len);
+  memcpy(o, s, len);
+  keep_text(st, len);
+  set_cell(st, col, o, len, 0);
 }
 
 /* Names the value being written, for error messages only: formatted when an error is raised. */
@@ -156,17 +190,17 @@ static void add_unwritable(lua_State *L, dump_state *st, size_t col, int idx, co
   fprintf(stderr, "evaluator-lua: warning: dump_jobs_done_to_csv: %s %s: written as \"%s\"\n", describe(L, w), why,
           cell);
   cell = lua_tolstring(L, -2, &n);
-  add_arena_copy(st, col, cell, n);
+  add_text_copy(st, col, cell, n);
   lua_pop(L, 2);
 }
 
 /* The cell of column col for the number at idx: its text in the arena, flagged plain (digits, '.',
  * '-', "e+", "nan", "inf": never quoted). Apart from add_value, the path of most cells, kept small. */
 static void add_number(lua_State *L, dump_state *st, size_t col, int idx) {
-  char *o = arena_room(st, 32);
+  char *o = text_room(st, 32);
   size_t n = lua_isinteger(L, idx) ? fmt_integer(lua_tointeger(L, idx), o) : fmt_double(lua_tonumber(L, idx), o);
-  commit_arena(st, col, n);
-  st->cells[st->ncells - 1].plain = 1;
+  keep_text(st, n);
+  set_cell(st, col, o, n, 1);
 }
 
 /* The cell of column col for the value at idx, of type type (kept where it is). */
@@ -175,29 +209,31 @@ static void add_value(lua_State *L, dump_state *st, size_t col, int idx, int typ
   switch (type) {
   case LUA_TSTRING: {
     const char *s = lua_tolstring(L, idx, &n);
-    add_cell(st, col, s, 0, n);
+    set_cell(st, col, s, n, 0);
     return;
   }
   case LUA_TBOOLEAN:
-    add_cell(st, col, lua_toboolean(L, idx) ? "True" : "False", 0, lua_toboolean(L, idx) ? 4 : 5);
+    set_cell(st, col, lua_toboolean(L, idx) ? "True" : "False", lua_toboolean(L, idx) ? 4 : 5, 0);
     return;
   case LUA_TNUMBER:
     add_number(L, st, col, idx);
     return;
   case LUA_TTABLE: {
     char err[256];
-    size_t start = st->arena.len;
-    if (json_encode(L, idx, &st->arena, err, sizeof err)) {
-      st->arena.len = start;
+    buf_t json;
+    buf_init(&json);
+    if (json_encode(L, idx, &json, err, sizeof err)) {
+      buf_free(&json);
       add_unwritable(L, st, col, idx, w, err);
       return;
     }
-    add_cell(st, col, NULL, start, st->arena.len - start);
+    add_text_copy(st, col, json.data ? json.data : "", json.len); /* the buffer may move: the blocks do not */
+    buf_free(&json);
     return;
   }
   case LUA_TLIGHTUSERDATA:
     if (!lua_touserdata(L, idx)) { /* JSON null (evaluator.null): an empty cell, as pandas writes None */
-      add_cell(st, col, "", 0, 0);
+      set_cell(st, col, "", 0, 0);
       return;
     }
     /* fall through */
@@ -294,8 +330,8 @@ static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer
   while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
   size_t col = column_of(L, &st->col_job_id, "job_id");
   /* A string id is the job table's own; an integer's text is a new string, gone after this job. */
-  if (t == LUA_TSTRING) add_cell(st, col, digits, 0, n);
-  else add_arena_copy(st, col, digits, n);
+  if (t == LUA_TSTRING) set_cell(st, col, digits, n, 0);
+  else add_text_copy(st, col, digits, n);
   return id;
 }
 
@@ -356,66 +392,37 @@ static void add_objective(lua_State *L, dump_state *st, int job, const char *id)
   }
 }
 
-/* Room for the cells of n jobs like the first (most dumps hold jobs of one shape), so the arrays
- * are not copied again and again as they grow. */
-static void presize(dump_state *st, size_t n) {
-  if (st->ncells == 0 || n > SIZE_MAX / sizeof *st->cells / st->ncells / 2) return;
-  if (st->cap < st->ncells * n) {
-    st->cap = st->ncells * n;
-    st->cells = xrealloc(st->cells, st->cap * sizeof *st->cells);
-  }
-  if (st->arena.len && n < SIZE_MAX / 2 / st->arena.len) buf_reserve(&st->arena, st->arena.len * n);
-}
-
 /* The cells of job i. */
 static void add_job(lua_State *L, dump_state *st, lua_Integer i) {
   int base = lua_gettop(L), job = base + 1;
   if (lua_geti(L, ARG_JOBS, i) != LUA_TTABLE)
     luaL_error(L, "job #%d is a %s, expected a table", (int)i, luaL_typename(L, job));
+  start_row(st, (size_t)i - 1);
   st->job_has_mt = st->list_has_mt || lua_getmetatable(L, job);
   lua_settop(L, job);
   const char *id = add_job_id(L, st, job, i);
   add_fields(L, st, job, id, PARAMS);
   add_objective(L, st, job, id);
   add_fields(L, st, job, id, METADATA);
-  st->row_end[i - 1] = st->ncells;
   lua_settop(L, base);
 }
 
 /* The csv_table of the cells found: column names anchored in S_COLS (on the stack until
- * csv_append has returned), cell texts in Lua strings or the arena, which no longer moves. */
-static csv_table build_table(lua_State *L, size_t nrows) {
-  dump_state *st = state_of(L);
+ * csv_append has returned), the rows packed to the number of columns when the stride outgrew it. */
+static csv_table build_table(lua_State *L, dump_state *st) {
   size_t ncols = lua_rawlen(L, S_COLS);
-  if (ncols && nrows > SIZE_MAX / ncols / sizeof(size_t)) luaL_error(L, "too many cells");
   const char **cols = lua_newuserdatauv(L, ncols * sizeof *cols, 0);
   for (size_t c = 0; c < ncols; c++) {
     lua_rawgeti(L, S_COLS, (lua_Integer)c + 1);
     cols[c] = lua_tostring(L, -1);
     lua_pop(L, 1);
   }
-  /* malloc, not calloc: each row is cleared as it is filled, while in cache. */
-  st->table_cells = malloc((nrows * ncols + 1) * sizeof *st->table_cells);
-  st->table_lens = malloc((nrows * ncols + 1) * sizeof *st->table_lens);
-  st->table_plain = malloc(nrows * ncols + 1);
-  if (!st->table_cells || !st->table_lens || !st->table_plain)
-    luaL_error(L, "not enough memory for %d rows", (int)nrows);
-  size_t k = 0;
-  for (size_t r = 0; r < nrows; r++) {
-    for (size_t c = 0; c < ncols; c++) {
-      st->table_cells[r * ncols + c] = NULL, st->table_lens[r * ncols + c] = 0;
-      st->table_plain[r * ncols + c] = 0;
-    }
-    for (; k < st->row_end[r]; k++) {
-      const cell_t *c = &st->cells[k];
-      assert(c->col >= 1 && c->col <= ncols);
-      size_t at = r * ncols + c->col - 1;
-      st->table_cells[at] = c->lua ? c->lua : st->arena.data + c->off;
-      st->table_lens[at] = c->len;
-      st->table_plain[at] = (unsigned char)c->plain;
-    }
+  for (size_t r = 1; st->stride != ncols && r < st->nrows; r++) { /* ncols < stride: forward moves */
+    memmove(st->cells + r * ncols, st->cells + r * st->stride, ncols * sizeof *st->cells);
+    memmove(st->lens + r * ncols, st->lens + r * st->stride, ncols * sizeof *st->lens);
+    memmove(st->plain + r * ncols, st->plain + r * st->stride, ncols);
   }
-  return (csv_table){cols, ncols, st->table_cells, nrows, st->table_lens, st->table_plain};
+  return (csv_table){cols, ncols, st->cells, st->nrows, st->lens, st->plain};
 }
 
 int l_csv_dump(lua_State *L) {
@@ -428,13 +435,11 @@ int l_csv_dump(lua_State *L) {
   if ((lua_Unsigned)n > SIZE_MAX / sizeof(size_t)) return luaL_error(L, "too many jobs");
   dump_state *st = lua_newuserdatauv(L, sizeof *st, 0); /* S_STATE */
   memset(st, 0, sizeof *st);
-  buf_init(&st->arena);
   if (luaL_newmetatable(L, "evaluator.csv_dump")) {
     lua_pushcfunction(L, state_gc);
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, S_STATE);
-  st->row_end = xmalloc((size_t)n * sizeof *st->row_end);
   lua_newtable(L); /* S_COLS */
   lua_newtable(L); /* S_PCOLS */
   lua_newtable(L); /* S_MCOLS */
@@ -444,11 +449,18 @@ int l_csv_dump(lua_State *L) {
   st->list_has_mt = lua_getmetatable(L, ARG_JOBS);
   lua_settop(L, S_ANCHOR);
   for (int f = 0; f < F_COUNT; f++) lua_pushstring(L, FIELD_NAMES[f]); /* S_FIELDS.. */
+  /* The first job alone in arrays of 16 columns (more if it has more), then all of them in rows of
+   * its columns: most batches hold jobs of one shape, whose rows are then never laid out again. */
+  st->nrows = 1;
+  lay_out(st, 16);
   for (lua_Integer i = 1; i <= n; i++) {
     add_job(L, st, i);
-    if (i == 1) presize(st, (size_t)n);
+    if (i == 1) {
+      st->nrows = (size_t)n;
+      lay_out(st, lua_rawlen(L, S_COLS));
+    }
   }
-  csv_table t = build_table(L, (size_t)n);
+  csv_table t = build_table(L, st);
   char err[1024];
   int rc = csv_append(path, &t, flush, err, sizeof err);
   state_free(st);
