@@ -38,21 +38,39 @@ static int count_digits(uint64_t v) {
   return t + (v >= P10[t]);
 }
 
+/* Write the lead <= 8 digits of x < 10^lead at o (room for 8 bytes). */
+static void put_head(char *o, uint32_t x, int lead) {
+  if (lead == 1) { /* 17 digits, the usual length of a double's: no word for one digit */
+    *o = (char)('0' + x);
+    return;
+  }
+  uint64_t w = digits8(x) >> (8 * (8 - lead));
+  memcpy(o, &w, 8); /* the bytes past lead are overwritten or past the text */
+}
+
 /* Write the len decimal digits of v (1 <= len <= 20) at o, which has room for max(len, 8) bytes:
- * 8 at a time from the right, then the leading 1 to 8 first (8-byte writes, the later overlap it).
+ * the leading 1 to 8, then 8 at a time, each word's digits split by divisions by constants.
  * Returns the end. */
 static char *put_digits(char *o, uint64_t v, int len) {
-  uint64_t w[2];
-  int chunks = 0;
-  for (; len - 8 * chunks > 8; chunks++, v /= 100000000) w[chunks] = digits8((uint32_t)(v % 100000000));
-  int lead = len - 8 * chunks;
-  if (lead == 1) { /* 17 digits, the usual length of a double's: no word for one digit */
-    *o = (char)('0' + v);
-  } else {
-    uint64_t head = digits8((uint32_t)v) >> (8 * (8 - lead));
-    memcpy(o, &head, 8);
+  uint64_t w;
+  if (len > 16) {
+    uint64_t rest = v % 10000000000000000ULL;
+    put_head(o, (uint32_t)(v / 10000000000000000ULL), len - 16);
+    o += len - 16;
+    w = digits8((uint32_t)(rest / 100000000));
+    memcpy(o, &w, 8);
+    w = digits8((uint32_t)(rest % 100000000));
+    memcpy(o + 8, &w, 8);
+    return o + 16;
   }
-  for (char *c = o + lead; chunks > 0; c += 8) memcpy(c, &w[--chunks], 8);
+  if (len > 8) {
+    put_head(o, (uint32_t)(v / 100000000), len - 8);
+    o += len - 8;
+    w = digits8((uint32_t)(v % 100000000));
+    memcpy(o, &w, 8);
+    return o + 8;
+  }
+  put_head(o, (uint32_t)v, len);
   return o + len;
 }
 
@@ -224,7 +242,9 @@ static int reads_back(uint64_t m, int at_pow2, int below, u128 dist, u128 n) {
  * slow path); the first that reads back is the shortest. 17 digits are taken as they are, as
  * printf's "%.16e" would be. Returns the number of digits written to digits (the first is
  * 10^*e10's), or 0 when it cannot tell. */
-static int shortest_exact(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits, int *e10_out) {
+/* Out of line, as the rare path: fmt_double's usual one then needs fewer registers saved. */
+__attribute__((noinline)) static int shortest_exact(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits,
+                                                    int *e10_out) {
   frac f;
   u128 q, r;
   for (int fixes = 0;; fixes++) {
@@ -252,11 +272,9 @@ static int shortest_exact(uint64_t m, int e, int e10, int at_pow2, uint64_t *dig
 
 /* The common case without printf or strtod: shortest_fixed, else shortest_exact. Returns the
  * number of digits written to digits (the first is 10^*e10's), or 0 when neither can tell. */
-static int shortest_fast(double ad, uint64_t *digits, int *e10_out) {
-  uint64_t bits;
-  memcpy(&bits, &ad, sizeof bits);
+static int shortest_fast(uint64_t bits, uint64_t *digits, int *e10_out) {
   uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
-  int e = (int)(bits >> 52) - 1075; /* ad = m * 2^e, a normal double */
+  int e = (int)(bits >> 52 & 0x7FF) - 1075; /* |d| = m * 2^e, a normal double */
   int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed later */
   int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
   int nd = shortest_fixed(m, e, e10, at_pow2, digits, e10_out);
@@ -316,7 +334,9 @@ size_t fmt_integer(long long v, char out[24]) {
   return (size_t)(o - out);
 }
 
-size_t fmt_double(double d, char out[32]) {
+/* fmt_double for what shortest_fast leaves: zeros, infinities, NaN, subnormals, exact ties. Texts
+ * from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
+__attribute__((noinline)) static size_t fmt_rare(double d, char out[32]) {
   if (!isfinite(d)) {
     strcpy(out, isnan(d) ? "nan" : d < 0 ? "-inf" : "inf");
     return strlen(out);
@@ -325,13 +345,6 @@ size_t fmt_double(double d, char out[32]) {
     strcpy(out, signbit(d) ? "-0.0" : "0.0");
     return strlen(out);
   }
-  /* The shortest of 1..17 significant digits that reads back to the same double. A normal double
-   * that round-trips at 15 digits has no shorter text (a decimal of 15 digits or fewer maps to one
-   * double, which prints back as that decimal), so normal ones start at 15 and subnormals at 1. */
-  uint64_t digits;
-  int e10, nd = fpclassify(d) == FP_SUBNORMAL ? 0 : shortest_fast(fabs(d), &digits, &e10);
-  if (nd) return (size_t)(put_repr(digits, nd, e10, d < 0, out) - out);
-  /* Texts from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
   char e25[48], cand[48];
   snprintf(e25, sizeof e25, "%.24e", d); /* 25 digits: rounding them again is rounding the value */
   for (int keep = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; keep <= 17; keep++) {
@@ -340,4 +353,16 @@ size_t fmt_double(double d, char out[32]) {
     if (memcmp(&back, &d, sizeof d) == 0) break;
   }
   return to_repr(cand, out);
+}
+
+size_t fmt_double(double d, char out[32]) {
+  /* The shortest of 1..17 significant digits that reads back to the same double. A normal double
+   * that round-trips at 15 digits has no shorter text (a decimal of 15 digits or fewer maps to one
+   * double, which prints back as that decimal), so normal ones start at 15 and subnormals at 1. */
+  uint64_t bits, digits;
+  memcpy(&bits, &d, sizeof bits);
+  unsigned biased = (unsigned)(bits >> 52 & 0x7FF); /* 0: zero or subnormal, 0x7FF: inf or NaN */
+  int e10, nd = biased - 1 < 0x7FE ? shortest_fast(bits, &digits, &e10) : 0;
+  if (nd) return (size_t)(put_repr(digits, nd, e10, (int)(bits >> 63), out) - out);
+  return fmt_rare(d, out);
 }
