@@ -246,13 +246,18 @@ static void copy_cell(char *o, const char *s, size_t n) {
 /* The rows of t in the order of the columns oc. Room is checked per cell inline (a cell takes at
  * most 2 len + 3 bytes, quoted with its separator), and the buffer sized after the first row. */
 static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n) {
+  char *o = buf_reserve(b, 64), *end = b->data + b->cap; /* never arithmetic on a NULL data */
   for (size_t r = 0; r < t->nrows; r++) {
     size_t start = b->len, row = r * t->ncols;
     for (size_t k = 0; k < n; k++) {
       long c = oc[k].cur;
       const char *s = c < 0 ? NULL : t->cells[row + (size_t)c];
       size_t len = !s ? 0 : t->lens ? t->lens[row + (size_t)c] : strlen(s);
-      char *o = b->cap - b->len >= 2 * len + 3 ? b->data + b->len : buf_reserve(b, 2 * len + 3);
+      if ((size_t)(end - o) < 2 * len + 3) {
+        b->len = (size_t)(o - b->data);
+        o = buf_reserve(b, 2 * len + 3);
+        end = b->data + b->cap;
+      }
       if (len == 0) {
         if (n == 1) *o++ = '"', *o++ = '"'; /* a lone empty cell would be a blank line, which readers skip */
       } else if (!(t->plain && t->plain[row + (size_t)c]) && needs_quotes(s, len)) {
@@ -262,10 +267,12 @@ static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t 
         o += len;
       }
       *o++ = k + 1 < n ? ',' : '\n';
-      b->len = (size_t)(o - b->data);
     }
-    if (r == 0 && t->nrows > 1 && b->len - start < SIZE_MAX / t->nrows)
-      buf_reserve(b, (b->len - start) * (t->nrows - 1)); /* rows alike: the buffer is not copied as it grows */
+    b->len = (size_t)(o - b->data);
+    if (r == 0 && t->nrows > 1 && b->len - start < SIZE_MAX / t->nrows) {
+      o = buf_reserve(b, (b->len - start) * (t->nrows - 1)); /* rows alike: the buffer is not copied as it grows */
+      end = b->data + b->cap;
+    }
   }
 }
 

@@ -322,10 +322,11 @@ static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer
   int t = get_field(L, st, job, F_ID);
   if (t != LUA_TSTRING && !lua_isinteger(L, -1))
     luaL_error(L, "job #%d: id is a %s, expected a string", (int)i, luaL_typename(L, -1));
-  const char *id = lua_tostring(L, -1);
-  const char *dot = strrchr(id, '.'), *digits = dot ? dot + 1 : id;
-  size_t n = strspn(digits, "0123456789");
-  if (n == 0 || digits[n] != '\0' || n > 18) /* 18 digits always fit in int64 */
+  size_t len;
+  const char *id = lua_tolstring(L, -1, &len), *digits = id + len;
+  while (digits > id && digits[-1] >= '0' && digits[-1] <= '9') digits--; /* the digits after the last '.' */
+  size_t n = (size_t)(id + len - digits);
+  if (n == 0 || n > 18 || (digits > id && digits[-1] != '.') || strlen(id) != len) /* 18 digits fit in int64 */
     luaL_error(L, "job #%d: id \"%s\" does not end with an integer", (int)i, id);
   while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
   size_t col = column_of(L, &st->col_job_id, "job_id");
@@ -395,7 +396,7 @@ static void add_objective(lua_State *L, dump_state *st, int job, const char *id)
 /* The cells of job i. */
 static void add_job(lua_State *L, dump_state *st, lua_Integer i) {
   int base = lua_gettop(L), job = base + 1;
-  if (lua_geti(L, ARG_JOBS, i) != LUA_TTABLE)
+  if ((st->list_has_mt ? lua_geti(L, ARG_JOBS, i) : lua_rawgeti(L, ARG_JOBS, i)) != LUA_TTABLE)
     luaL_error(L, "job #%d is a %s, expected a table", (int)i, luaL_typename(L, job));
   start_row(st, (size_t)i - 1);
   st->job_has_mt = st->list_has_mt || lua_getmetatable(L, job);
