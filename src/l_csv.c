@@ -36,6 +36,10 @@ typedef struct key_slot {
   size_t col;
 } key_slot;
 
+/* The keys of the kind's previous table in lua_next's order, for its first ORDER keys: tables of
+ * one shape give their keys in one order, so the i-th key is usually the one seen i-th before. */
+enum { ORDER = 16 };
+
 /* objective_0 .. objective_<OBJ_COLS-1> keep their column numbers in the state; later ones go
  * through the Lua cache. */
 enum { OBJ_COLS = 16 };
@@ -49,6 +53,7 @@ enum { BLOCK_BYTES = 1 << 16 };
 
 typedef struct dump_state {
   key_slot keys[2][KEY_SLOTS];
+  key_slot order[2][ORDER];
   size_t col_job_id, col_objective, col_obj[OBJ_COLS]; /* 0: not made yet */
   /* The job being read may make its fields on access (it has a metatable, or the jobs list has one
    * and the job itself may be made on access): get_field anchors them. */
@@ -331,7 +336,7 @@ static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer
   while (n > 1 && digits[0] == '0') digits++, n--; /* the integer's text: "007" is 7 */
   size_t col = column_of(L, &st->col_job_id, "job_id");
   /* A string id is the job table's own; an integer's text is a new string, gone after this job. */
-  if (t == LUA_TSTRING) set_cell(st, col, digits, n, 0);
+  if (t == LUA_TSTRING) set_cell(st, col, digits, n, 1); /* digits only: plain */
   else add_text_copy(st, col, digits, n);
   return id;
 }
@@ -344,11 +349,13 @@ static void add_fields(lua_State *L, dump_state *st, int job, const char *id, in
   if (t == LUA_TNIL) return;
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
-  while (lua_next(L, tbl)) { /* the key at tbl + 1, its value at tbl + 2 */
+  for (size_t i = 0; lua_next(L, tbl); i++) { /* the key at tbl + 1, its value at tbl + 2 */
     /* A string key already seen is found by its address alone, the case of every key after the
      * first job: no live object of another type can have that address while the string lives. */
     const void *kp = lua_topointer(L, tbl + 1); /* NULL for a number */
-    const key_slot *known = kp ? key_slot_of(st, kind, kp) : NULL;
+    key_slot *guess = i < ORDER ? &st->order[kind][i] : NULL;
+    const key_slot *known = kp && guess && guess->key == kp ? guess : kp ? key_slot_of(st, kind, kp) : NULL;
+    if (known && known->key && guess && known != guess) *guess = *known;
     int kt = known && known->key ? LUA_TSTRING : lua_type(L, tbl + 1);
     if (kt == LUA_TSTRING || (kind == PARAMS && kt == LUA_TNUMBER)) {
       size_t col = known && known->key ? known->col : column_of_key(L, st, kind, kt, tbl + 1, id);
@@ -399,8 +406,11 @@ static void add_job(lua_State *L, dump_state *st, lua_Integer i) {
   if ((st->list_has_mt ? lua_geti(L, ARG_JOBS, i) : lua_rawgeti(L, ARG_JOBS, i)) != LUA_TTABLE)
     luaL_error(L, "job #%d is a %s, expected a table", (int)i, luaL_typename(L, job));
   start_row(st, (size_t)i - 1);
-  st->job_has_mt = st->list_has_mt || lua_getmetatable(L, job);
-  lua_settop(L, job);
+  st->job_has_mt = st->list_has_mt;
+  if (lua_getmetatable(L, job)) {
+    st->job_has_mt = 1;
+    lua_pop(L, 1);
+  }
   const char *id = add_job_id(L, st, job, i);
   add_fields(L, st, job, id, PARAMS);
   add_objective(L, st, job, id);

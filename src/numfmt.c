@@ -178,7 +178,7 @@ static inline int try_fixed(uint64_t q, uint64_t F, u128 h, int at_pow2, uint64_
 }
 
 /* The usual doubles, about 1e-11 to 1e14, in 64-bit words: scaled by 10^p (0 <= p <= 27) to 17
- * digits with a right shift sh <= 63, x17 = m * 5^p / 2^sh is exactly q + F / 2^64. A k-digit
+ * digits with a right shift 1 <= sh <= 63, x17 = m * 5^p / 2^sh is exactly q + F / 2^64. A k-digit
  * candidate, the nearest multiple of 10^(17-k), reads back to ad when its distance from x17 is below
  * half an ulp of ad scaled alike, h = 5^p / 2^(sh+1) (a quarter, below x17 at a power of two); 5^p
  * being odd, it never equals it. Returns the number of digits written (the first is 10^*e10's),
@@ -186,18 +186,18 @@ static inline int try_fixed(uint64_t q, uint64_t F, u128 h, int at_pow2, uint64_
  * the integer *digits, as for shortest_exact and shortest_fast. */
 static int shortest_fixed(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits, int *e10_out) {
   uint64_t q = 0, F = 0;
-  int p = 0;
+  int p = 0, sh = 0;
   for (int fixes = 0;; fixes++) {
-    p = 16 - e10;
-    int sh = -(e + p);
-    if (p < 0 || p > 27 || sh < 0 || sh > 63) return 0;
+    p = 16 - e10, sh = -(e + p);
+    if ((unsigned)p > 27 || (unsigned)sh - 1 > 62) return 0; /* 0 <= p <= 27, 1 <= sh <= 63 */
     u128 n = (u128)m * P5[p];
-    q = (uint64_t)(n >> sh), F = sh ? (uint64_t)n << (64 - sh) : 0;
+    uint64_t lo = (uint64_t)n, hi = (uint64_t)(n >> 64);
+    q = hi << (64 - sh) | lo >> sh, F = lo << (64 - sh); /* 64-bit shifts: sh is in range */
     if (q >= P10[16] && q < P10[17]) break;
     if (fixes == 2) return 0; /* the estimate of e10 is one off: never twice */
     e10 += q >= P10[17] ? 1 : -1;
   }
-  u128 h = (u128)P5[p] << (63 + e + p); /* 63 - sh */
+  u128 h = (u128)(P5[p] >> sh >> 1) << 64 | P5[p] << (63 - sh); /* 5^p << (63 - sh) */
   /* 16 digits first: a 15-digit text that reads back is a 16-digit one (x10) that does, so the
    * nearest 16-digit one does too; not at a power of two, whose interval is lopsided. */
   uint64_t v = 0, v15;
@@ -221,7 +221,7 @@ static int shortest_fixed(uint64_t m, int e, int e10, int at_pow2, uint64_t *dig
     if (F == 1ULL << 63) return 0;
     v = q + (F > 1ULL << 63); /* 17 digits always read back */
   }
-  int len = count_digits(v);
+  int len = k + (v >= P10[k]); /* k + 1 when the candidate rounded up to 10^k */
   *digits = v;
   *e10_out = len - 1 - (k - 1 - e10); /* len = k + 1 when the candidate rounded up to 10^k */
   return len;
