@@ -15,7 +15,7 @@
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "digits8 lays digits out for a little-endian machine"
 #endif
-static uint64_t digits8(uint32_t x) {
+static inline uint64_t digits8(uint32_t x) {
   uint64_t y = (uint64_t)(x / 10000) | (uint64_t)(x % 10000) << 32;       /* 32-bit lanes < 10^4 */
   uint64_t z = ((y * 10486) >> 20) & 0x0000007F0000007FULL;                /* lane / 100, exact below 43,699 */
   y = z | (y - z * 100) << 16;                                             /* 16-bit lanes < 100 */
