@@ -229,8 +229,8 @@ static void put_header(buf_t *b, const outcol *oc, size_t n) {
   buf_addc(b, '\n');
 }
 
-/* Copy n <= 32 bytes with two overlapping moves of a fixed size (the compiler's own loads and stores,
- * not a call); longer cells go to memcpy. */
+/* Copy 4 <= n <= 32 bytes with two overlapping moves of a fixed size (the compiler's own loads and
+ * stores, not a call); other lengths go to memcpy. */
 static void copy_cell(char *o, const char *s, size_t n) {
   if (n >= 16 && n <= 32) {
     memcpy(o, s, 16);
@@ -238,6 +238,9 @@ static void copy_cell(char *o, const char *s, size_t n) {
   } else if (n >= 8 && n < 16) {
     memcpy(o, s, 8);
     memcpy(o + n - 8, s + n - 8, 8);
+  } else if (n >= 4 && n < 8) {
+    memcpy(o, s, 4);
+    memcpy(o + n - 4, s + n - 4, 4);
   } else {
     memcpy(o, s, n);
   }
@@ -266,8 +269,9 @@ static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t 
         copy_cell(o, s, len);
         o += len;
       }
-      *o++ = k + 1 < n ? ',' : '\n';
+      *o++ = ',';
     }
+    o[-1] = '\n'; /* the last cell's separator */
     b->len = (size_t)(o - b->data);
     if (r == 0 && t->nrows > 1 && b->len - start < SIZE_MAX / t->nrows) {
       o = buf_reserve(b, (b->len - start) * (t->nrows - 1)); /* rows alike: the buffer is not copied as it grows */
