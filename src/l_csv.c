@@ -127,7 +127,9 @@ static void lay_out(dump_state *st, size_t stride) {
     memcpy(cells + r * stride, st->cells + r * st->stride, keep * sizeof *cells);
     memcpy(lens + r * stride, st->lens + r * st->stride, keep * sizeof *lens);
     memcpy(plain + r * stride, st->plain + r * st->stride, keep);
-    for (size_t c = keep; c < stride; c++) cells[r * stride + c] = NULL, lens[r * stride + c] = 0, plain[r * stride + c] = 0;
+    for (size_t c = keep; c < stride; c++) {
+      cells[r * stride + c] = NULL, lens[r * stride + c] = 0, plain[r * stride + c] = 0;
+    }
   }
   free(st->cells), free(st->lens), free(st->plain);
   st->cells = cells, st->lens = lens, st->plain = plain, st->stride = stride;
