@@ -343,6 +343,21 @@ static const char *add_job_id(lua_State *L, dump_state *st, int job, lua_Integer
   return id;
 }
 
+/* The slot of the i-th key of a table of the kind, at address kp (lua_topointer: NULL for a number),
+ * when it is a string key seen before: found by its address alone, the case of every key after the
+ * first job, first at the place the kind's previous table had it, else by hash. No live object of
+ * another type can have a live string's address (a light userdata key holding one, which no code
+ * makes, would be taken for that string). NULL for a key not seen yet. */
+static const key_slot *seen_key(dump_state *st, int kind, size_t i, const void *kp) {
+  if (!kp) return NULL;
+  key_slot *guess = i < ORDER ? &st->order[kind][i] : NULL;
+  if (guess && guess->key == kp) return guess;
+  const key_slot *slot = key_slot_of(st, kind, kp);
+  if (!slot || !slot->key) return NULL;
+  if (guess) *guess = *slot;
+  return slot;
+}
+
 /* Columns "p:<key>" (kind PARAMS) or "m:<key>" (METADATA) for job[field]: parameters take string and
  * number keys, metadata its string keys that do not start with "_". */
 static void add_fields(lua_State *L, dump_state *st, int job, const char *id, int kind) {
@@ -352,15 +367,10 @@ static void add_fields(lua_State *L, dump_state *st, int job, const char *id, in
   if (t != LUA_TTABLE) luaL_error(L, "job %s: %s is a %s, expected a table", id, field, lua_typename(L, t));
   lua_pushnil(L);
   for (size_t i = 0; lua_next(L, tbl); i++) { /* the key at tbl + 1, its value at tbl + 2 */
-    /* A string key already seen is found by its address alone, the case of every key after the
-     * first job: no live object of another type can have that address while the string lives. */
-    const void *kp = lua_topointer(L, tbl + 1); /* NULL for a number */
-    key_slot *guess = i < ORDER ? &st->order[kind][i] : NULL;
-    const key_slot *known = kp && guess && guess->key == kp ? guess : kp ? key_slot_of(st, kind, kp) : NULL;
-    if (known && known->key && guess && known != guess) *guess = *known;
-    int kt = known && known->key ? LUA_TSTRING : lua_type(L, tbl + 1);
+    const key_slot *seen = seen_key(st, kind, i, lua_topointer(L, tbl + 1));
+    int kt = seen ? LUA_TSTRING : lua_type(L, tbl + 1);
     if (kt == LUA_TSTRING || (kind == PARAMS && kt == LUA_TNUMBER)) {
-      size_t col = known && known->key ? known->col : column_of_key(L, st, kind, kt, tbl + 1, id);
+      size_t col = seen ? seen->col : column_of_key(L, st, kind, kt, tbl + 1, id);
       int vt = col ? lua_type(L, tbl + 2) : LUA_TNIL;
       if (vt == LUA_TNUMBER) {
         add_number(L, st, col, tbl + 2);
