@@ -1,6 +1,7 @@
 /* numfmt.c: the text of a double: the shortest that reads back to the same bits, in Python's repr
- * style (what pandas writes). Mostly exact 128-bit integer arithmetic; printf plus strtod for what
- * that does not cover (subnormals, exponents beyond +-27, exact ties). */
+ * style (what pandas writes). Exact integer arithmetic: 64-bit fixed point for the usual doubles,
+ * 128-bit fractions for the others; printf plus strtod for what that does not cover (subnormals,
+ * exponents beyond +-27, exact ties). */
 #include "numfmt.h"
 
 #include <math.h>
@@ -181,9 +182,8 @@ static inline int try_fixed(uint64_t q, uint64_t F, u128 h, int at_pow2, uint64_
  * digits with a right shift 1 <= sh <= 63, x17 = m * 5^p / 2^sh is exactly q + F / 2^64. A k-digit
  * candidate, the nearest multiple of 10^(17-k), reads back to ad when its distance from x17 is below
  * half an ulp of ad scaled alike, h = 5^p / 2^(sh+1) (a quarter, below x17 at a power of two); 5^p
- * being odd, it never equals it. Returns the number of digits written (the first is 10^*e10's),
- * or 0 to leave the double to shortest_exact (out of range, an exact tie). The digits are those of
- * the integer *digits, as for shortest_exact and shortest_fast. */
+ * being odd, it never equals it. Returns the number of digits of the integer *digits (the first is
+ * 10^*e10's), or 0 to leave the double to shortest_exact (out of range, an exact tie). */
 static int shortest_fixed(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits, int *e10_out) {
   uint64_t q = 0, F = 0;
   int p = 0, sh = 0;
@@ -240,9 +240,9 @@ static int reads_back(uint64_t m, int at_pow2, int below, u128 dist, u128 n) {
  * whose integer part and remainder come from q's last digits, so one product serves all three. For
  * each k the nearest integer v of x_k is the nearest k-digit decimal (an exact tie goes to the
  * slow path); the first that reads back is the shortest. 17 digits are taken as they are, as
- * printf's "%.16e" would be. Returns the number of digits written to digits (the first is
- * 10^*e10's), or 0 when it cannot tell. */
-/* Out of line, as the rare path: fmt_double's usual one then needs fewer registers saved. */
+ * printf's "%.16e" would be. Returns the number of digits of the integer *digits (the first is
+ * 10^*e10's), or 0 when it cannot tell. Out of line, as the rare path: fmt_double's usual one then
+ * needs fewer registers saved. */
 __attribute__((noinline)) static int shortest_exact(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits,
                                                     int *e10_out) {
   frac f;
@@ -271,7 +271,7 @@ __attribute__((noinline)) static int shortest_exact(uint64_t m, int e, int e10, 
 }
 
 /* The common case without printf or strtod: shortest_fixed, else shortest_exact. Returns the
- * number of digits written to digits (the first is 10^*e10's), or 0 when neither can tell. */
+ * number of digits of the integer *digits (the first is 10^*e10's), or 0 when neither can tell. */
 static int shortest_fast(uint64_t bits, uint64_t *digits, int *e10_out) {
   uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
   int e = (int)(bits >> 52 & 0x7FF) - 1075; /* |d| = m * 2^e, a normal double */
