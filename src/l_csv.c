@@ -87,7 +87,6 @@ static int state_gc(lua_State *L) {
   return 0;
 }
 
-
 /* Push job[field], kept alive for the whole dump when it is a string or a table: cells point into
  * its strings, and keys are known by their address, so a job whose fields are made on access
  * (an __index that builds them) must not see them collected before the file is written. A job
