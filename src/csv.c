@@ -246,12 +246,14 @@ static void copy_cell(char *o, const char *s, size_t n) {
   }
 }
 
-/* The rows of t in the order of the columns oc. Room is checked per cell inline (a cell takes at
- * most 2 len + 3 bytes, quoted with its separator), and the buffer sized after the first row. */
-static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n) {
+/* The rows of t from row from on, in the order of the columns oc, until b holds limit bytes or more
+ * (SIZE_MAX: all of them); returns the next row. Room is checked per cell inline (a cell takes at
+ * most 2 len + 3 bytes, quoted with its separator). */
+static size_t put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t n, size_t from, size_t limit) {
   char *o = buf_reserve(b, 64), *end = b->data + b->cap; /* never arithmetic on a NULL data */
-  for (size_t r = 0; r < t->nrows; r++) {
-    size_t start = b->len, row = r * t->ncols;
+  size_t r = from;
+  for (; r < t->nrows && (size_t)(o - b->data) < limit; r++) {
+    size_t row = r * t->ncols;
     for (size_t k = 0; k < n; k++) {
       long c = oc[k].cur;
       const char *s = c < 0 ? NULL : t->cells[row + (size_t)c];
@@ -272,12 +274,9 @@ static void put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_t 
       *o++ = ',';
     }
     o[-1] = '\n'; /* the last cell's separator */
-    b->len = (size_t)(o - b->data);
-    if (r == 0 && t->nrows > 1 && b->len - start < SIZE_MAX / t->nrows) {
-      o = buf_reserve(b, (b->len - start) * (t->nrows - 1)); /* rows alike: the buffer is not copied as it grows */
-      end = b->data + b->cap;
-    }
   }
+  b->len = (size_t)(o - b->data);
+  return r;
 }
 
 /* Rows 1.. of d (row 0 is its header), re-mapped to the columns oc. */
@@ -475,13 +474,13 @@ static off_t clean_upto(const appender *a) {
 }
 
 /* The file at (dev, ino) is whole up to size, where out (what we wrote last) ends. */
-static void mark_clean(dev_t dev, ino_t ino, off_t size, const buf_t *out) {
+static void mark_clean(dev_t dev, ino_t ino, off_t size, const char *data, size_t len) {
   marks_lock(1);
   clean_mark *m = find_mark(dev, ino);
   if (!m) m = &marks[next_mark++ % (sizeof marks / sizeof *marks)];
   m->dev = dev, m->ino = ino, m->size = size;
-  m->ntail = out->len < sizeof m->tail ? out->len : sizeof m->tail;
-  memcpy(m->tail, out->data + out->len - m->ntail, m->ntail);
+  m->ntail = len < sizeof m->tail ? len : sizeof m->tail;
+  memcpy(m->tail, data + len - m->ntail, m->ntail);
   marks_lock(0);
 }
 
@@ -540,8 +539,27 @@ static void undo_append(appender *a) {
   (void)rc;
 }
 
-/* Write out (header and/or rows) at the end of the file, taking it back on any failure. */
-static int append_bytes(appender *a, buf_t *out) {
+/* The last bytes written so far (up to 32, a clean mark's tail), after n more bytes at p. */
+typedef struct tail {
+  char bytes[32];
+  size_t n;
+} tail_t;
+
+static void keep_tail(tail_t *tl, const char *p, size_t n) {
+  size_t keep = n >= sizeof tl->bytes ? 0 : tl->n + n > sizeof tl->bytes ? sizeof tl->bytes - n : tl->n;
+  if (n > sizeof tl->bytes) p += n - sizeof tl->bytes, n = sizeof tl->bytes;
+  memmove(tl->bytes, tl->bytes + tl->n - keep, keep);
+  memcpy(tl->bytes + keep, p, n);
+  tl->n = keep + n;
+}
+
+/* Rows go to the file in chunks of about this many bytes: the buffer is reused, not grown to the
+ * whole batch (fresh memory costs a page fault per 4 KiB). */
+enum { CHUNK_BYTES = 1 << 20 };
+
+/* Write out (a header, or nothing) and then the rows of a->t in the columns oc (n of them) at the
+ * end of the file, taking it all back on any failure. */
+static int append_bytes(appender *a, buf_t *out, const outcol *oc, size_t n) {
   char last = 0;
   int open_quote = a->st.st_size > 0 ? ends_in_quote(a) : 0;
   if (open_quote < 0) return -1;
@@ -556,7 +574,17 @@ static int append_bytes(appender *a, buf_t *out) {
     buf_free(out);
     *out = fixed;
   }
-  if (write_all(a->fd, out->data, out->len) < 0 || (a->flush && fsync(a->fd) < 0)) {
+  off_t written = 0;
+  tail_t tl = {.n = 0};
+  int failed = 0;
+  for (size_t r = 0; !failed && (r < a->t->nrows || out->len);) {
+    r = put_new_rows(out, a->t, oc, n, r, CHUNK_BYTES);
+    failed = write_all(a->fd, out->data, out->len) < 0;
+    keep_tail(&tl, out->data, out->len);
+    written += (off_t)out->len;
+    out->len = 0;
+  }
+  if (failed || (a->flush && fsync(a->fd) < 0)) {
     int e = errno;
     undo_append(a);
     errno = e;
@@ -570,7 +598,7 @@ static int append_bytes(appender *a, buf_t *out) {
     errno = e;
     return fail_errno(a, "write", a->path);
   }
-  mark_clean(a->st.st_dev, a->st.st_ino, a->st.st_size + (off_t)out->len, out);
+  mark_clean(a->st.st_dev, a->st.st_ino, a->st.st_size + written, tl.bytes, tl.n);
   if (a->flush && a->created) sync_dir(a->path);
   return 0;
 }
@@ -583,9 +611,8 @@ static int write_new_file(appender *a) {
   buf_t out;
   buf_init(&out);
   put_header(&out, oc, t->ncols);
-  put_new_rows(&out, t, oc, t->ncols);
+  int rc = append_bytes(a, &out, oc, t->ncols);
   free(oc);
-  int rc = append_bytes(a, &out);
   buf_free(&out);
   return rc;
 }
@@ -669,7 +696,7 @@ static int replace_file(appender *a, const buf_t *out) {
     fail(a, "cannot rename \"%s\" to \"%s\": %s", tmp, a->path, m);
   } else {
     rc = 0;
-    mark_clean(st.st_dev, st.st_ino, (off_t)out->len, out);
+    mark_clean(st.st_dev, st.st_ino, (off_t)out->len, out->data, out->len);
   }
   if (rc) unlink(tmp);
   free(tmp);
@@ -698,7 +725,7 @@ static int rewrite(appender *a) {
     buf_init(&out);
     put_header(&out, oc, n);
     put_old_rows(&out, &a->d, oc, n);
-    put_new_rows(&out, a->t, oc, n);
+    put_new_rows(&out, a->t, oc, n, 0, SIZE_MAX);
     rc = replace_file(a, &out);
     buf_free(&out);
   }
@@ -735,8 +762,7 @@ static int append_or_rewrite(appender *a) {
     /* The common case: only the header was read, and rows go in its order. */
     buf_t out;
     buf_init(&out);
-    put_new_rows(&out, a->t, oc, row_len(&a->d, 0));
-    rc = append_bytes(a, &out);
+    rc = append_bytes(a, &out, oc, row_len(&a->d, 0));
     buf_free(&out);
   }
   free(oc);
