@@ -554,8 +554,9 @@ static void keep_tail(tail_t *tl, const char *p, size_t n) {
 }
 
 /* Rows go to the file in chunks of about this many bytes: the buffer is reused, not grown to the
- * whole batch (fresh memory costs a page fault per 4 KiB). */
-enum { CHUNK_BYTES = 1 << 20 };
+ * whole batch (fresh memory costs a page fault per 4 KiB); 256 KiB measured faster than 1 or 4 MiB
+ * for 20,000 and 100,000 rows. */
+enum { CHUNK_BYTES = 1 << 18 };
 
 /* Write out (a header, or nothing) and then the rows of a->t in the columns oc (n of them) at the
  * end of the file, taking it all back on any failure. */
