@@ -100,7 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free_records(recs, n);
   const char *cols[] = {first, "p:fuzz_new"};
   const char *cells[] = {"a,\"b\"", "1", "\n", ""};
-  csv_table t = {cols, widen ? 2 : 1, widen ? cells : (const char *[]){cells[0], cells[2]}, 2, NULL};
+  csv_table t = {cols, widen ? 2 : 1, widen ? cells : (const char *[]){cells[0], cells[2]}, 2, NULL, NULL};
   char err[512];
   int rc = csv_append(path, &t, 0, err, sizeof err);
 

@@ -13,6 +13,9 @@ typedef struct csv_table {
   /* Optional, nrows*ncols byte lengths of the cells, for values that hold NUL bytes;
    * NULL (what an initializer that leaves it out gives) = cells are NUL-terminated. */
   const size_t *lens;
+  /* Optional, nrows*ncols flags: nonzero = the cell never needs quotes (a number's text, as
+   * fmt_double and fmt_integer write it), so its bytes are not scanned; NULL = every cell is. */
+  const unsigned char *plain;
 } csv_table;
 
 /* Order of columns in a file: "p:*" sorted byte-wise, then "objective", then "objective_<i>" by i

@@ -1,6 +1,7 @@
 /* numfmt.c: the text of a double: the shortest that reads back to the same bits, in Python's repr
- * style (what pandas writes). Mostly exact 128-bit integer arithmetic; printf plus strtod for what
- * that does not cover (subnormals, exponents beyond +-27, exact ties). */
+ * style (what pandas writes). Exact integer arithmetic: 64-bit fixed point for the usual doubles,
+ * 128-bit fractions for the others; printf plus strtod for what that does not cover (subnormals,
+ * exponents beyond +-27, exact ties). */
 #include "numfmt.h"
 
 #include <math.h>
@@ -9,21 +10,73 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* "00" .. "99": two digits per division. */
-static const char PAIRS[201] = "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
-                               "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
-                               "8081828384858687888990919293949596979899";
-
-/* Write n in decimal at o; returns the end. */
-static char *put_uint(char *o, unsigned long long n) {
-  char tmp[24];
-  int k = 24;
-  for (; n >= 100; n /= 100) memcpy(tmp + (k -= 2), PAIRS + 2 * (n % 100), 2);
-  if (n >= 10) memcpy(tmp + (k -= 2), PAIRS + 2 * n, 2);
-  else tmp[--k] = (char)('0' + n);
-  memcpy(o, tmp + k, (size_t)(24 - k));
-  return o + (24 - k);
+/* The 8 decimal digits of x < 10^8 as ASCII bytes, the first digit in the lowest byte (the order
+ * memcpy writes them on a little-endian machine): the two halves, four pairs and eight digits are
+ * split in parallel lanes of one word, each division by 10^4, 100 and 10 a multiplication. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "digits8 lays digits out for a little-endian machine"
+#endif
+static inline uint64_t digits8(uint32_t x) {
+  uint64_t y = (uint64_t)(x / 10000) | (uint64_t)(x % 10000) << 32;       /* 32-bit lanes < 10^4 */
+  uint64_t z = ((y * 10486) >> 20) & 0x0000007F0000007FULL;                /* lane / 100, exact below 43,699 */
+  y = z | (y - z * 100) << 16;                                             /* 16-bit lanes < 100 */
+  z = ((y * 103) >> 10) & 0x000F000F000F000FULL;                           /* lane / 10, exact below 179 */
+  y = z | (y - z * 10) << 8;                                               /* 8-bit lanes < 10 */
+  return y + 0x3030303030303030ULL;
 }
+
+static const uint64_t P10[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                                 100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL,
+                                 1000000000000ULL, 10000000000000ULL, 100000000000000ULL,
+                                 1000000000000000ULL, 10000000000000000ULL, 100000000000000000ULL,
+                                 1000000000000000000ULL, 10000000000000000000ULL};
+
+/* The number of decimal digits of v: log10 from its bit length (1233 / 4096 is log10(2) by excess),
+ * fixed by one comparison. */
+static int count_digits(uint64_t v) {
+  if (v < 10) return 1;
+  int t = ((64 - __builtin_clzll(v)) * 1233) >> 12;
+  return t + (v >= P10[t]);
+}
+
+/* Write the lead <= 8 digits of x < 10^lead at o (room for 8 bytes). */
+static void put_head(char *o, uint32_t x, int lead) {
+  if (lead == 1) { /* 17 digits, the usual length of a double's: no word for one digit */
+    *o = (char)('0' + x);
+    return;
+  }
+  uint64_t w = digits8(x) >> (8 * (8 - lead));
+  memcpy(o, &w, 8); /* the bytes past lead are overwritten or past the text */
+}
+
+/* Write the len decimal digits of v (1 <= len <= 20) at o, which has room for max(len, 8) bytes:
+ * the leading 1 to 8, then 8 at a time, each word's digits split by divisions by constants.
+ * Returns the end. */
+static char *put_digits(char *o, uint64_t v, int len) {
+  uint64_t w;
+  if (len > 16) {
+    uint64_t rest = v % 10000000000000000ULL;
+    put_head(o, (uint32_t)(v / 10000000000000000ULL), len - 16);
+    o += len - 16;
+    w = digits8((uint32_t)(rest / 100000000));
+    memcpy(o, &w, 8);
+    w = digits8((uint32_t)(rest % 100000000));
+    memcpy(o + 8, &w, 8);
+    return o + 16;
+  }
+  if (len > 8) {
+    put_head(o, (uint32_t)(v / 100000000), len - 8);
+    o += len - 8;
+    w = digits8((uint32_t)(v % 100000000));
+    memcpy(o, &w, 8);
+    return o + 8;
+  }
+  put_head(o, (uint32_t)v, len);
+  return o + len;
+}
+
+/* Write n in decimal at o (room for 20 bytes); returns the end. */
+static char *put_uint(char *o, unsigned long long n) { return put_digits(o, n, count_digits(n)); }
 
 /* Write "e" and the exponent: "e-5", or "e+05" style (sign and two digits) when python_style. */
 static void put_exp(char *o, int exp, int python_style) {
@@ -113,92 +166,163 @@ static void divide(const frac *f, u128 *q, u128 *r) {
   *r = f->n - *q * d;
 }
 
-/* The common case without printf or strtod, in exact integer arithmetic. For k = 15, 16, 17
- * digits, x = ad * 10^(k-1-e10) = n/d exactly; its nearest integer v is the nearest k-digit
- * decimal (an exact tie goes to the slow path), and v reads back to ad when |v - x| is below half
- * an ulp of ad scaled alike, x / 2m (a quarter below a power of two), or equal to it with m even
- * (ties to even). 17 digits are taken as they are, as printf's "%.16e" would be. Returns the
- * number of digits written to digits (the first is 10^*e10's), or 0 when it cannot tell. */
-static int shortest_fast(double ad, char digits[24], int *e10_out) {
-  uint64_t bits;
-  memcpy(&bits, &ad, sizeof bits);
-  uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
-  int e = (int)(bits >> 52) - 1075; /* ad = m * 2^e, a normal double */
-  int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed below */
-  int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
-  for (int k = 15, fixes = 0; k <= 17; k++) {
-    int p = k - 1 - e10;
-    frac f;
-    u128 q, r;
-    if (!scaled(m, e, p, &f)) return 0;
+/* Whether the k-digit candidate for x17 = q + F / 2^64 (k = 17 - log10(scale)) reads back, as
+ * shortest_fixed describes: 1 with it in *v, 0 when it does not, -1 for an exact tie. */
+static inline int try_fixed(uint64_t q, uint64_t F, u128 h, int at_pow2, uint64_t scale, uint64_t *v) {
+  u128 low = (u128)(q % scale) << 64 | F, half = (u128)(scale / 2) << 64; /* x17 - scale * floor */
+  if (low == half) return -1;
+  int below = low < half; /* the candidate is floor(x_k), below x17, or the next one above */
+  u128 dist = below ? low : ((u128)scale << 64) - low;
+  if ((below && at_pow2 ? dist << 1 : dist) >= h) return 0;
+  *v = q / scale + !below;
+  return 1;
+}
+
+/* The usual doubles, about 1e-11 to 1e14, in 64-bit words: scaled by 10^p (0 <= p <= 27) to 17
+ * digits with a right shift 1 <= sh <= 63, x17 = m * 5^p / 2^sh is exactly q + F / 2^64. A k-digit
+ * candidate, the nearest multiple of 10^(17-k), reads back to ad when its distance from x17 is below
+ * half an ulp of ad scaled alike, h = 5^p / 2^(sh+1) (a quarter, below x17 at a power of two); 5^p
+ * being odd, it never equals it. Returns the number of digits of the integer *digits (the first is
+ * 10^*e10's), or 0 to leave the double to shortest_exact (out of range, an exact tie). */
+static int shortest_fixed(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits, int *e10_out) {
+  uint64_t q = 0, F = 0;
+  int p = 0, sh = 0;
+  for (int fixes = 0;; fixes++) {
+    p = 16 - e10, sh = -(e + p);
+    if ((unsigned)p > 27 || (unsigned)sh - 1 > 62) return 0; /* 0 <= p <= 27, 1 <= sh <= 63 */
+    u128 n = (u128)m * P5[p];
+    uint64_t lo = (uint64_t)n, hi = (uint64_t)(n >> 64);
+    q = hi << (64 - sh) | lo >> sh, F = lo << (64 - sh); /* 64-bit shifts: sh is in range */
+    if (q >= P10[16] && q < P10[17]) break;
+    if (fixes == 2) return 0; /* the estimate of e10 is one off: never twice */
+    e10 += q >= P10[17] ? 1 : -1;
+  }
+  u128 h = (u128)(P5[p] >> sh >> 1) << 64 | P5[p] << (63 - sh); /* 5^p << (63 - sh) */
+  /* 16 digits first: a 15-digit text that reads back is a 16-digit one (x10) that does, so the
+   * nearest 16-digit one does too; not at a power of two, whose interval is lopsided. */
+  uint64_t v = 0, v15;
+  int k = 0, r;
+  if (!at_pow2 && (r = try_fixed(q, F, h, at_pow2, 10, &v)) <= 0) {
+    if (r < 0) return 0;
+    k = 17;
+  }
+  if (!k) {
+    if ((r = try_fixed(q, F, h, at_pow2, 100, &v15)) < 0) return 0;
+    if (r) {
+      v = v15, k = 15;
+    } else if (!at_pow2) {
+      k = 16; /* v is the 16-digit text */
+    } else {
+      if ((r = try_fixed(q, F, h, at_pow2, 10, &v)) < 0) return 0;
+      k = r ? 16 : 17;
+    }
+  }
+  if (k == 17) {
+    if (F == 1ULL << 63) return 0;
+    v = q + (F > 1ULL << 63); /* 17 digits always read back */
+  }
+  int len = k + (v >= P10[k]); /* k + 1 when the candidate rounded up to 10^k */
+  *digits = v;
+  *e10_out = len - 1 - (k - 1 - e10); /* len = k + 1 when the candidate rounded up to 10^k */
+  return len;
+}
+
+/* Whether v, a k-digit candidate at distance dist / d from x = n / d (ad scaled by a power of
+ * ten), reads back to ad = m * 2^e: |v - x| below half an ulp of ad scaled alike, x / 2m (a quarter
+ * below a power of two), or equal to it with m even (ties to even). */
+static int reads_back(uint64_t m, int at_pow2, int below, u128 dist, u128 n) {
+  u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
+  return w < n || (w == n && !(m & 1));
+}
+
+/* The doubles shortest_fixed leaves, in exact 128-bit arithmetic. x17 = ad * 10^(16-e10) = n/d
+ * exactly, in [10^16, 10^17): q + r/d. The k-digit scalings for k = 15, 16 are x17 / 10^(17-k),
+ * whose integer part and remainder come from q's last digits, so one product serves all three. For
+ * each k the nearest integer v of x_k is the nearest k-digit decimal (an exact tie goes to the
+ * slow path); the first that reads back is the shortest. 17 digits are taken as they are, as
+ * printf's "%.16e" would be. Returns the number of digits of the integer *digits (the first is
+ * 10^*e10's), or 0 when it cannot tell. Out of line, as the rare path: fmt_double's usual one then
+ * needs fewer registers saved. */
+__attribute__((noinline)) static int shortest_exact(uint64_t m, int e, int e10, int at_pow2, uint64_t *digits,
+                                                    int *e10_out) {
+  frac f;
+  u128 q, r;
+  for (int fixes = 0;; fixes++) {
+    if (!scaled(m, e, 16 - e10, &f)) return 0;
     divide(&f, &q, &r);
-    u128 lo = P5[k - 1] << (k - 1), hi = lo * 10, d = (u128)f.odd << f.sh;
-    if (q >= hi || q < lo) { /* the estimate of e10 was one off */
-      if (fixes++ == 2) return 0;
-      e10 += q >= hi ? 1 : -1;
-      k--;
-      continue;
-    }
-    u128 twice = 2 * r; /* x = q + r/d */
-    if (twice == d) return 0;
-    int below = twice < d; /* v = q, below x, or q + 1, above it */
-    u128 v = below ? q : q + 1, dist = below ? r : d - r; /* |v - x| = dist / d */
-    if (k < 17) {
-      u128 w = (below && at_pow2 ? 4 : 2) * (u128)m * dist;
-      if (w > f.n || (w == f.n && (m & 1))) continue;
-    }
-    int len = (int)(put_uint(digits, (unsigned long long)v) - digits);
-    *e10_out = len - 1 - p; /* len = k + 1 when x rounded up to 10^k */
+    if (q >= P10[16] && q < P10[17]) break;
+    if (fixes == 2) return 0; /* the estimate of e10 was one off: never twice */
+    e10 += q >= P10[17] ? 1 : -1;
+  }
+  u128 d = (u128)f.odd << f.sh;
+  for (uint64_t scale = 100; scale >= 1; scale /= 10) { /* k = 15, 16, 17 */
+    uint64_t qk = (uint64_t)q / scale;
+    u128 dk = scale * d, rk = ((uint64_t)q % scale) * d + r, twice = 2 * rk; /* x_k = qk + rk/dk */
+    if (twice == dk) return 0;
+    int below = twice < dk; /* v = qk, below x_k, or qk + 1, above it */
+    if (scale > 1 && !reads_back(m, at_pow2, below, below ? rk : dk - rk, f.n)) continue;
+    *digits = below ? qk : qk + 1;
+    int len = count_digits(*digits);
+    int p = 16 - e10 - (scale == 100 ? 2 : scale == 10); /* x_k = ad * 10^p */
+    *e10_out = len - 1 - p; /* len = k + 1 when x_k rounded up to 10^k */
     return len;
   }
   return 0;
 }
 
-/* Python's repr of the decimal 0.d1d2...dn * 10^(exp+1) (digits without a sign, n >= 1), with
- * the sign when neg: plain notation for exponents -4..15, trailing zeros dropped, ".0" or an
- * exponent so that it reads back as a float. Returns the end of the text written at o. */
-static char *put_repr(const char *digits, int nd, int exp, int neg, char *o) {
-  while (nd > 1 && digits[nd - 1] == '0') nd--;
+/* The common case without printf or strtod: shortest_fixed, else shortest_exact. Returns the
+ * number of digits of the integer *digits (the first is 10^*e10's), or 0 when neither can tell. */
+static int shortest_fast(uint64_t bits, uint64_t *digits, int *e10_out) {
+  uint64_t m = (bits & 0xFFFFFFFFFFFFFULL) | (1ULL << 52);
+  int e = (int)(bits >> 52 & 0x7FF) - 1075; /* |d| = m * 2^e, a normal double */
+  int t = (e + 52) * 78913; /* 78913 / 2^18 is log10(2) to 1e-6: e10 within one, fixed later */
+  int e10 = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18), at_pow2 = m == 1ULL << 52;
+  int nd = shortest_fixed(m, e, e10, at_pow2, digits, e10_out);
+  return nd ? nd : shortest_exact(m, e, e10, at_pow2, digits, e10_out);
+}
+
+/* Python's repr of the decimal 0.d1d2...dn * 10^(exp+1), the nd >= 1 digits those of v, with the
+ * sign when neg: plain notation for exponents -4..15, trailing zeros dropped, ".0" or an exponent
+ * so that it reads back as a float. Digits go straight to their place (out has room for 32 bytes):
+ * where a point splits them, they are written one byte to the right and the integer part moved
+ * back. Returns the end of the text written at o. */
+static char *put_repr(uint64_t v, int nd, int exp, int neg, char *o) {
+  for (; nd > 1 && v % 10 == 0; nd--) v /= 10;
   if (neg) *o++ = '-';
   if (exp < -4 || exp >= 16) {
-    *o++ = digits[0];
-    if (nd > 1) {
-      *o++ = '.';
-      memcpy(o, digits + 1, (size_t)nd - 1);
-      o += nd - 1;
-    }
+    put_digits(o + 1, v, nd);
+    o[0] = o[1];
+    if (nd > 1) o[1] = '.';
+    o += nd > 1 ? nd + 1 : 1;
     put_exp(o, exp, 1);
     return o + strlen(o);
   }
   if (exp < 0) {
-    *o++ = '0', *o++ = '.';
-    for (int i = -1; i > exp; i--) *o++ = '0';
-    memcpy(o, digits, (size_t)nd);
-    o += nd;
+    memcpy(o, "0.000000", 8); /* "0." and up to 3 zeros, as many as -exp - 1 */
+    o = put_digits(o + 1 - exp, v, nd);
   } else if (nd > exp + 1) { /* 12.5 */
-    memcpy(o, digits, (size_t)exp + 1);
-    o += exp + 1;
-    *o++ = '.';
-    memcpy(o, digits + exp + 1, (size_t)(nd - exp - 1));
-    o += nd - exp - 1;
+    put_digits(o + 1, v, nd);
+    for (int i = 0; i <= exp; i++) o[i] = o[i + 1];
+    o[exp + 1] = '.';
+    o += nd + 1;
   } else { /* 1200.0 */
-    memcpy(o, digits, (size_t)nd);
-    memset(o + nd, '0', (size_t)(exp + 1 - nd));
-    o += exp + 1;
+    o = put_digits(o, v, nd);
+    memset(o, '0', (size_t)(exp + 1 - nd));
+    o += exp + 1 - nd;
     *o++ = '.', *o++ = '0';
   }
   *o = '\0';
   return o;
 }
 
-/* The same for a "%.Ne" text; returns the text's length. */
+/* The same for a "%.Ne" text (N <= 16); returns the text's length. */
 static size_t to_repr(const char *e, char out[32]) {
   const char *x = strchr(e, 'e');
-  char digits[32];
+  uint64_t v = 0;
   int nd = 0;
   for (const char *p = e; p < x; p++)
-    if (*p >= '0' && *p <= '9') digits[nd++] = *p;
-  return (size_t)(put_repr(digits, nd, atoi(x + 1), e[0] == '-', out) - out);
+    if (*p >= '0' && *p <= '9') v = v * 10 + (uint64_t)(*p - '0'), nd++;
+  return (size_t)(put_repr(v, nd, atoi(x + 1), e[0] == '-', out) - out);
 }
 
 size_t fmt_integer(long long v, char out[24]) {
@@ -210,7 +334,9 @@ size_t fmt_integer(long long v, char out[24]) {
   return (size_t)(o - out);
 }
 
-size_t fmt_double(double d, char out[32]) {
+/* fmt_double for what shortest_fast leaves: zeros, infinities, NaN, subnormals, exact ties. Texts
+ * from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
+__attribute__((noinline)) static size_t fmt_rare(double d, char out[32]) {
   if (!isfinite(d)) {
     strcpy(out, isnan(d) ? "nan" : d < 0 ? "-inf" : "inf");
     return strlen(out);
@@ -219,13 +345,6 @@ size_t fmt_double(double d, char out[32]) {
     strcpy(out, signbit(d) ? "-0.0" : "0.0");
     return strlen(out);
   }
-  /* The shortest of 1..17 significant digits that reads back to the same double. A normal double
-   * that round-trips at 15 digits has no shorter text (a decimal of 15 digits or fewer maps to one
-   * double, which prints back as that decimal), so normal ones start at 15 and subnormals at 1. */
-  char digits[24];
-  int e10, nd = fpclassify(d) == FP_SUBNORMAL ? 0 : shortest_fast(fabs(d), digits, &e10);
-  if (nd) return (size_t)(put_repr(digits, nd, e10, d < 0, out) - out);
-  /* Texts from one "%.24e" rounded by hand: one snprintf per value, not one per try. */
   char e25[48], cand[48];
   snprintf(e25, sizeof e25, "%.24e", d); /* 25 digits: rounding them again is rounding the value */
   for (int keep = fpclassify(d) == FP_SUBNORMAL ? 1 : 15; keep <= 17; keep++) {
@@ -234,4 +353,16 @@ size_t fmt_double(double d, char out[32]) {
     if (memcmp(&back, &d, sizeof d) == 0) break;
   }
   return to_repr(cand, out);
+}
+
+size_t fmt_double(double d, char out[32]) {
+  /* The shortest of 1..17 significant digits that reads back to the same double. A normal double
+   * that round-trips at 15 digits has no shorter text (a decimal of 15 digits or fewer maps to one
+   * double, which prints back as that decimal), so normal ones start at 15 and subnormals at 1. */
+  uint64_t bits, digits;
+  memcpy(&bits, &d, sizeof bits);
+  unsigned biased = (unsigned)(bits >> 52 & 0x7FF); /* 0: zero or subnormal, 0x7FF: inf or NaN */
+  int e10, nd = biased - 1 < 0x7FE ? shortest_fast(bits, &digits, &e10) : 0;
+  if (nd) return (size_t)(put_repr(digits, nd, e10, (int)(bits >> 63), out) - out);
+  return fmt_rare(d, out);
 }

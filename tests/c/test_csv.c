@@ -40,7 +40,7 @@ static char *path_in(const char *dir, const char *name) {
 
 static int append(const char *path, const char *const *cols, size_t ncols, const char *const *cells, size_t nrows,
                   char *err) {
-  csv_table t = {cols, ncols, cells, nrows, NULL};
+  csv_table t = {cols, ncols, cells, nrows, NULL, NULL};
   return csv_append(path, &t, 0, err, 512);
 }
 
@@ -77,6 +77,54 @@ static void new_append_widen(const char *dir) {
   expect_file(path, "p:a,p:x,objective,job_id,m:new\n,\"a,b\",1,0,\n,\" sp\",2,1,\n,\"q\"\"q\",3,2,\n,,,3,n\n",
               "widened");
   free(path);
+}
+
+/* The quoting rule byte by byte, as a reference for csv.c's word-at-a-time one. */
+static void ref_cell(buf_t *b, const char *s, size_t n) {
+  int q = n && (s[0] == ' ' || s[n - 1] == ' ');
+  for (size_t i = 0; i < n; i++) q |= s[i] == ',' || s[i] == '"' || s[i] == '\r' || s[i] == '\n';
+  if (q) buf_addc(b, '"');
+  for (size_t i = 0; i < n; i++) {
+    buf_addc(b, s[i]);
+    if (s[i] == '"') buf_addc(b, '"');
+  }
+  if (q) buf_addc(b, '"');
+}
+
+/* Cells of every length from 0 to 40 with a byte that needs quotes at every place (and none), given
+ * with lens (one holds a NUL byte), number cells flagged plain: the bytes the reference writes. */
+static void lengths_and_plain(const char *dir) {
+  enum { MAXLEN = 40, NROWS = (MAXLEN + 1) * (MAXLEN + 2) };
+  static const char specials[] = ",\"\r\n ";
+  char *path = path_in(dir, "len.csv"), err[512] = "";
+  const char *cols[] = {"p:s", "objective"};
+  const char **cells = calloc(2 * NROWS, sizeof *cells);
+  size_t *lens = calloc(2 * NROWS, sizeof *lens);
+  unsigned char *plain = calloc(2 * NROWS, 1);
+  char *text = calloc(NROWS, MAXLEN + 1);
+  buf_t want;
+  buf_init(&want);
+  buf_adds(&want, "p:s,objective\n");
+  size_t r = 0;
+  for (size_t n = 0; n <= MAXLEN; n++)
+    for (size_t at = 0; at <= n + 1 && r < NROWS; at++, r++) { /* at == n: no special byte */
+      char *t = text + r * (MAXLEN + 1);
+      for (size_t i = 0; i < n; i++) t[i] = (char)('a' + (i + r) % 26);
+      if (at < n) t[at] = specials[r % (sizeof specials - 1)];
+      if (at == n + 1 && n > 2) t[1] = '\0'; /* a NUL byte, written as it is */
+      cells[2 * r] = t, lens[2 * r] = n;
+      cells[2 * r + 1] = "-1.5e-07", lens[2 * r + 1] = 8, plain[2 * r + 1] = 1;
+      ref_cell(&want, t, n);
+      buf_adds(&want, ",-1.5e-07\n");
+    }
+  csv_table tab = {cols, 2, cells, r, lens, plain};
+  CHECK(csv_append(path, &tab, 0, err, sizeof err) == 0, "%s", err);
+  size_t got_len = 0;
+  char *got = check_read_file(path, &got_len);
+  CHECK(got && got_len == want.len && memcmp(got, want.data, want.len) == 0,
+        "%zu rows of 0..%d bytes: %zu bytes written, %zu expected", r, MAXLEN, got_len, want.len);
+  free(got), free(cells), free(lens), free(plain), free(text), free(path);
+  buf_free(&want);
 }
 
 static void open_quote(const char *dir) {
@@ -237,6 +285,7 @@ int main(void) {
   char *dir = check_tmpdir();
   column_order();
   new_append_widen(dir);
+  lengths_and_plain(dir);
   open_quote(dir);
   header_grows_under_rewrite(dir);
   links_and_modes(dir);
