@@ -55,7 +55,6 @@ typedef struct core {
   int budget_spent;   /* the budget ran out and the jobs were told */
   char search_id[128];
   buf_t enc;          /* the job a submit is encoding */
-  buf_t launched;     /* u32 slots: what the submit under way launched, to withdraw on failure */
 } core_t;
 
 /* A core's user values: its jobs in flight (slot -> job table), and the ready list. */
@@ -187,31 +186,26 @@ static int push_non_list_key(lua_State *L, int idx, lua_Integer n) {
   return 0;
 }
 
-/* ---- submit ---- */
-
 /* A submit failed: every job it launched is withdrawn (stopped where it started, its outcome
  * dropped when it comes), the ones already back are dropped, and the counters and numbers are
- * as before the call. Nothing of the call is submitted. */
+ * as before the call. Nothing of the call is submitted. Its jobs still out are the slots stamped
+ * with this call's batch (a rare path: a scan of the slots, as abandon_in_flight does). */
 static void submit_undo(lua_State *L, core_t *c, collect_ctx *x, uint64_t first_n) {
-  uint32_t *slots = (uint32_t *)(void *)c->launched.data;
-  size_t k = c->launched.len / sizeof *slots, m = 0;
-  for (size_t j = 0; j < k; j++) {
-    const job_rec *r = &c->jobs.recs[slots[j]];
-    /* Not in use: it came back already (its slot may since serve a later job of this call). */
+  buf_t out; /* u32 slots, ascending as withdraw wants them */
+  buf_init(&out);
+  for (uint32_t slot = 0; slot < c->jobs.cap; slot++) {
+    const job_rec *r = &c->jobs.recs[slot];
     if (!r->in_use || r->withdrawn || r->batch != c->jobs.batch) continue;
-    jobs_withdraw(&c->jobs, slots[j]);
+    jobs_withdraw(&c->jobs, slot);
     lua_pushnil(L);
-    lua_rawseti(L, PENDING, slots[j]);
-    slots[m++] = slots[j];
+    lua_rawseti(L, PENDING, slot); /* a key the table has: no allocation, no error */
+    wire_put_u32(&out, slot);
   }
   c->jobs.submitted -= (uint64_t)x->nearly;
   c->jobs.next_n = first_n;
   x->early = 0;
-  if (m) {
-    jobq_sort_slots(slots, m);
-    c->ex->ops->withdraw(c->ex, slots, m);
-  }
-  c->launched.len = 0;
+  if (out.len) c->ex->ops->withdraw(c->ex, (const uint32_t *)(const void *)out.data, out.len / sizeof(uint32_t));
+  buf_free(&out);
 }
 
 /* A submitted list holds only keys 1..n: checked after its jobs were launched (it takes a walk of
@@ -247,7 +241,7 @@ static void submit_look(lua_State *L, core_t *c, collect_ctx *x, uint64_t first_
 
 /* c:submit(list, want_jobs, first_n) -> the jobs' tables when want_jobs. first_n, when given,
  * numbers the jobs (a shared storage hands out the numbers of its search). Jobs start as the list
- * is read (the first within microseconds however long it is); an element that cannot be sent
+ * is read (the first as soon as a worker takes it, however long the list); an element that cannot be sent
  * withdraws those already launched, so nothing of a call is submitted unless all of it is. */
 static int core_submit(lua_State *L) {
   core_t *c = check_core(L);
@@ -270,7 +264,6 @@ static int core_submit(lua_State *L) {
   if (first_n >= 0) c->jobs.next_n = (uint64_t)first_n;
   uint64_t first = c->jobs.next_n;
   c->jobs.batch++;
-  c->launched.len = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     submit_encode(L, c, &x, i, first);
     uint32_t slot = jobs_add(&c->jobs, now);
@@ -283,7 +276,6 @@ static int core_submit(lua_State *L) {
     }
     lua_rawseti(L, PENDING, slot);
     c->ex->ops->launch(c->ex, slot, num, c->enc.data, c->enc.len);
-    wire_put_u32(&c->launched, slot);
     /* Idle workers start on the first jobs while the rest of a long list is read. */
     if (i == c->ex->num_workers && i < n) c->ex->ops->poll(c->ex, 0, NULL, NULL);
     else if (c->ex->background && (i & 15) == 0 && clock_now() >= look_at) {
@@ -296,7 +288,6 @@ static int core_submit(lua_State *L) {
     lua_rawgeti(L, 5, j);
     lua_rawseti(L, x.results, ++x.count);
   }
-  c->launched.len = 0;
   c->ex->ops->poll(c->ex, 0, NULL, NULL);
   lua_settop(L, 4);
   return want ? 1 : 0;
@@ -404,7 +395,6 @@ static int core_gc(lua_State *L) {
   jobs_free(&c->jobs);
   runner_free(&c->runner);
   buf_free(&c->enc);
-  buf_free(&c->launched);
   return 0;
 }
 
