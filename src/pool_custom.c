@@ -78,11 +78,12 @@ static int custom_poll(executor_t *ex, double wait, exec_result_fn fn, void *ud)
 
 static void custom_set_budget(executor_t *ex, double deadline) { ex->budget = deadline; }
 
-static void custom_cancel(executor_t *ex, int running) {
-  custom_t *c = (custom_t *)ex;
+/* Free the jobs `drop` picks; they come back cancelled through the next poll. The others keep
+ * their order. */
+static void drop_jobs(custom_t *c, int (*drop)(const cjob *j, const void *arg), const void *arg) {
   int kept = 0;
   for (int i = 0; i < c->n; i++) {
-    if (c->jobs[i].started && !running) {
+    if (!drop(&c->jobs[i], arg)) {
       c->jobs[kept++] = c->jobs[i];
       continue;
     }
@@ -92,18 +93,24 @@ static void custom_cancel(executor_t *ex, int running) {
   c->n = kept;
 }
 
+/* arg: whether running jobs go too. */
+static int not_started_or_all(const cjob *j, const void *arg) { return !j->started || *(const int *)arg; }
+
+static void custom_cancel(executor_t *ex, int running) { drop_jobs((custom_t *)ex, not_started_or_all, &running); }
+
+typedef struct slot_list {
+  const uint32_t *slots;
+  size_t n;
+} slot_list;
+
+static int listed(const cjob *j, const void *arg) {
+  const slot_list *l = arg;
+  return jobq_slot_listed(j->slot, l->slots, l->n);
+}
+
 static void custom_withdraw(executor_t *ex, const uint32_t *slots, size_t n) {
-  custom_t *c = (custom_t *)ex;
-  int kept = 0;
-  for (int i = 0; i < c->n; i++) {
-    if (!jobq_slot_listed(c->jobs[i].slot, slots, n)) {
-      c->jobs[kept++] = c->jobs[i];
-      continue;
-    }
-    runner_co_free(c->runner, c->jobs[i].co);
-    wire_put_u32(&c->cancelled, c->jobs[i].slot);
-  }
-  c->n = kept;
+  slot_list l = {slots, n};
+  drop_jobs((custom_t *)ex, listed, &l);
 }
 
 /* Nothing would resume what is left: it comes back cancelled. */
