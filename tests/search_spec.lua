@@ -239,7 +239,10 @@ describe("search drivers", function()
   it("timeout ends a driver: running jobs come back cancelled, and it returns what it has", function()
     local r = H.run([[
       local search = require "evaluator.search"
-      local function run(job) wait_s(0.05) return job.parameters.x end
+      -- 0.2 s jobs against a 1.5 s budget: the budget ends in the middle of the 8th round of jobs.
+      -- (With 0.05 s jobs it ended on a round's boundary: both workers could be idle at that moment,
+      -- nothing left to cancel, and the test failed about 1 run in 14.)
+      local function run(job) wait_s(0.2) return job.parameters.x end
       local ev <close> = evaluator.create(run, arg[1])
       if ev then
         local t0 = evaluator.mpi.wtime()
