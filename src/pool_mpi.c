@@ -16,7 +16,9 @@
 #include "worker.h"
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
-#define NAP_MAX_NS 1000000L  /* longest nap: the worst added latency of an idle wait */
+#define NAP_MAX_NS 400000L   /* longest nap in a wait's first IDLE_LONG seconds: a job then starts within ~1 ms */
+#define NAP_IDLE_NS 2000000L /* longest nap after them: a rank idle that long wakes 500 times a second */
+#define IDLE_LONG 1.0        /* seconds: a driver's gaps between rounds are mostly shorter */
 #define SPIN_MIN 1e-3        /* seconds of probing before the first nap... */
 #define SPIN_MAX 3e-3        /* ...up to this when messages have been coming that fast */
 #define SPIN_OVERDUE 50e-6   /* when the expected result is long overdue (jobs of uneven length) */
@@ -128,7 +130,8 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double 
     if (now < spin_from && (spin_from - now) * 1e9 < ns) ns = (long)((spin_from - now) * 1e9);
     struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
-    if (nap < NAP_MAX_NS) nap *= 2;
+    long cap = now - start < IDLE_LONG ? NAP_MAX_NS : NAP_IDLE_NS;
+    nap = nap < cap / 2 ? nap * 2 : cap;
   }
 }
 
