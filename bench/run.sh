@@ -473,15 +473,16 @@ scale_row "12-over" "mpicomm: efficiency, $OW workers on $NP cores, 100 ms jobs"
 # mpicomm counts rank 0 of 3 (its workers run outside valgrind).
 # cg_instr NP METHOD N: the instructions of the root (the largest of valgrind's processes: the
 # watchdog a rank forks is counted apart).
+# SCRIPT (default bench/cost.lua) is what runs.
 cg_instr() {
-  local np=$1 method=$2 n=$3 vg="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.%p"
+  local np=$1 method=$2 n=$3 script=${4:-bench/cost.lua} vg="valgrind --tool=callgrind --callgrind-out-file=$WORK/cg.%p"
   rm -f "$WORK"/cg.*
-  echo "+ callgrind: $method $n jobs, $np rank(s)" >>"$LOG"
+  echo "+ callgrind: $script $method $n jobs, $np rank(s)" >>"$LOG"
   if [ "$np" = 1 ]; then
-    timeout "$TMO" $vg "$BIN" bench/cost.lua "$method" "$n" >>"$LOG" 2>&1 || return 1
+    timeout "$TMO" $vg "$BIN" "$script" "$method" "$n" >>"$LOG" 2>&1 || return 1
   else
     timeout "$TMO" mpirun --oversubscribe -np "$np" bash -c 'if [ "$OMPI_COMM_WORLD_RANK" = 0 ]; then exec '"$vg"' "$@"; else exec "$@"; fi' \
-      _ "$BIN" bench/cost.lua "$method" "$n" >>"$LOG" 2>&1 || return 1
+      _ "$BIN" "$script" "$method" "$n" >>"$LOG" 2>&1 || return 1
   fi
   cat "$WORK"/cg.* | awk '$1 == "summary:" && $2 > m { m = $2 } END { if (m != "") print m }'
 }
@@ -493,8 +494,12 @@ if command -v valgrind >/dev/null; then
     note "13: callgrind: instructions per $m job ($CG_N1 and $CG_N2 jobs)"
     a=$(cg_instr $np $m $CG_N1) && b=$(cg_instr $np $m $CG_N2) || { a="" b=""; note "callgrind of $m failed; see the log"; }
     per=$( [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
+    # The floor: the same jobs' Lua tables built in plain Lua, nothing else (bench/floor.lua).
+    fa=$(cg_instr 1 $m $CG_N1 bench/floor.lua) && fb=$(cg_instr 1 $m $CG_N2 bench/floor.lua) || { fa="" fb=""; }
+    floor=$( [ -n "$fa" ] && [ -n "$fb" ] && awk -v a="$fa" -v b="$fb" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
+    over=$( [ -n "$per" ] && [ -n "$floor" ] && awk -v p="$per" -v f="$floor" 'BEGIN { printf "%.2f\n", p / f }')
     row "13-$m" "instructions per no-op job (4 parameters), $m root" "$(fmt '%.0f' "$per")" "<= 8000" "<=" 8000 "$per" \
-      "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included"
+      "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included; $(fmt '%.2fx' "$over") the $(fmt '%.0f' "$floor") its jobs' Lua tables alone cost (bench/floor.lua)"
   done
   rm -f "$WORK"/cg.*
 else

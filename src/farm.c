@@ -65,6 +65,10 @@ static int ring_remove(wstate *w, uint32_t slot) {
   uint32_t k = 0;
   while (k < w->count && w->ring[(w->head + k) % w->cap] != slot) k++;
   if (k == w->count) return -1;
+  if (k == 0) { /* the usual case: in order */
+    ring_pop(w);
+    return 0;
+  }
   for (; k + 1 < w->count; k++) w->ring[(w->head + k) % w->cap] = w->ring[(w->head + k + 1) % w->cap];
   w->count--;
   return 0;
