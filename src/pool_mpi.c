@@ -16,8 +16,9 @@
 #include "worker.h"
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
-#define NAP_MAX_NS 400000L   /* longest nap in a wait's first IDLE_LONG seconds: a job then starts within ~1 ms */
-#define NAP_IDLE_NS 2000000L /* longest nap after them: a rank idle that long wakes 500 times a second */
+#define NAP_ROOT_NS 1000000L /* the root's longest nap: it spins when results are due (expect_at) */
+#define NAP_JOBS_NS 400000L  /* a worker's longest nap in its first IDLE_LONG seconds idle... */
+#define NAP_IDLE_NS 2000000L /* ...and after them: a rank idle that long wakes 500 times a second */
 #define IDLE_LONG 1.0        /* seconds: a driver's gaps between rounds are mostly shorter */
 #define SPIN_MIN 1e-3        /* seconds of probing before the first nap... */
 #define SPIN_MAX 3e-3        /* ...up to this when messages have been coming that fast */
@@ -41,7 +42,17 @@ typedef struct outbox {
   buf_t *bufs;
   int n, cap;
   double usual_wait; /* moving average of how long a message took to come: how long to spin */
+  int waits_for_jobs; /* a worker rank's: what it waits for may come at any moment (nap_cap) */
 } outbox;
+
+/* The longest nap of a wait idle for `idle` seconds. The root knows when results are due and
+ * spins then. A worker cannot know when its next job comes, and a job sent after a short gap
+ * should start within a millisecond: it naps briefly while the gap is short, longer once it is
+ * long (each wake costs about 20 us of a core). */
+static long nap_cap(const outbox *o, double idle) {
+  if (!o->waits_for_jobs) return NAP_ROOT_NS;
+  return idle < IDLE_LONG ? NAP_JOBS_NS : NAP_IDLE_NS;
+}
 
 static void outbox_reap(outbox *o) {
   for (int i = 0; i < o->n;) {
@@ -130,7 +141,7 @@ static int probe_recv(MPI_Comm comm, int source, double wait, outbox *o, double 
     if (now < spin_from && (spin_from - now) * 1e9 < ns) ns = (long)((spin_from - now) * 1e9);
     struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
-    long cap = now - start < IDLE_LONG ? NAP_MAX_NS : NAP_IDLE_NS;
+    long cap = nap_cap(o, now - start);
     nap = nap < cap / 2 ? nap * 2 : cap;
   }
 }
@@ -232,7 +243,7 @@ static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, siz
     }
     struct timespec ts = {0, nap};
     nanosleep(&ts, NULL);
-    if (nap < NAP_MAX_NS) nap *= 2;
+    nap = nap < NAP_ROOT_NS / 2 ? nap * 2 : NAP_ROOT_NS;
   }
   return 0;
 }
@@ -245,6 +256,7 @@ static executor_t *serve(const exec_args *a, MPI_Comm dup, int rank, char *err, 
   wl.base.rank = rank;
   wl.comm = dup;
   wl.root = a->root;
+  wl.out.waits_for_jobs = 1;
   int rc = worker_serve(a->runner, &wl.base);
   outbox_drain(&wl.out, rc || sigint_pending() ? 0.05 : 5.0);
   MPI_Comm_free(&dup);
