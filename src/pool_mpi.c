@@ -16,7 +16,7 @@
 #include "worker.h"
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
-#define NAP_ROOT_NS 1000000L /* the root's longest nap: it spins when results are due (expect_at) */
+#define NAP_MAX_NS 1000000L  /* longest nap of the root (it spins when results are due) and at create */
 #define NAP_JOBS_NS 400000L  /* a worker's longest nap in its first IDLE_LONG seconds idle... */
 #define NAP_IDLE_NS 2000000L /* ...and after them: a rank idle that long wakes 500 times a second */
 #define IDLE_LONG 1.0        /* seconds: a driver's gaps between rounds are mostly shorter */
@@ -50,7 +50,7 @@ typedef struct outbox {
  * should start within a millisecond: it naps briefly while the gap is short, longer once it is
  * long (each wake costs about 20 us of a core). */
 static long nap_cap(const outbox *o, double idle) {
-  if (!o->waits_for_jobs) return NAP_ROOT_NS;
+  if (!o->waits_for_jobs) return NAP_MAX_NS;
   return idle < IDLE_LONG ? NAP_JOBS_NS : NAP_IDLE_NS;
 }
 
@@ -243,7 +243,7 @@ static int dup_everywhere(MPI_Comm comm, int rank, MPI_Comm *dup, char *err, siz
     }
     struct timespec ts = {0, nap};
     nanosleep(&ts, NULL);
-    nap = nap < NAP_ROOT_NS / 2 ? nap * 2 : NAP_ROOT_NS;
+    nap = nap < NAP_MAX_NS / 2 ? nap * 2 : NAP_MAX_NS;
   }
   return 0;
 }
