@@ -150,6 +150,36 @@ end
   end
 end)
 
+describe("by design, mpicomm", function()
+  it("an idle worker rank leaves its core: 3 s waiting for a job cost it well under a second of CPU", function()
+    -- README, "Nothing blocks in MPI": a wait probes, then naps (Open MPI's blocking calls would
+    -- busy-poll for the whole wait). The root waits in a child's sleep, so its workers get nothing.
+    local r = H.ok(H.run([[
+local ev <close> = evaluator.create(function(job) return job.parameters.x end, "mpicomm")
+if ev then
+  ev:submit({ { x = 1 }, { x = 2 } })
+  ev:gather("ALL")
+  os.execute("sleep 3")
+  ev:submit({ { x = 3 } })
+  report { who = "root", got = ev:gather("ALL")[1].objective }
+  ev:close()
+else
+  report { who = "worker", cpu = os.clock() }
+end
+]], { np = 3, timeout = 60 }))
+    local workers = 0
+    for _, t in ipairs(H.results(r)) do
+      if t.who == "root" then assert.are.equal(3, t.got, H.describe(r)) end
+      if t.who == "worker" then
+        workers = workers + 1
+        -- Start-up (MPI_Init) takes about 0.1 s of CPU; a rank that spun would show about 3 s.
+        assert.is_true(t.cpu < 1.0, ("an idle worker rank used %.2f s of CPU in 3 s\n%s"):format(t.cpu, H.describe(r)))
+      end
+    end
+    assert.are.equal(2, workers, H.describe(r))
+  end)
+end)
+
 describe("bad arguments to create", function()
   it("num_workers = 0, -1, 1.5, '2' each raise an error naming num_workers; run_function not a function names run_function", function()
     local t = H.eval([[
