@@ -495,11 +495,14 @@ if command -v valgrind >/dev/null; then
     a=$(cg_instr $np $m $CG_N1) && b=$(cg_instr $np $m $CG_N2) || { a="" b=""; note "callgrind of $m failed; see the log"; }
     per=$( [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
     # The floor: the same jobs' Lua tables built in plain Lua, nothing else (bench/floor.lua).
-    fa=$(cg_instr 1 $m $CG_N1 bench/floor.lua) && fb=$(cg_instr 1 $m $CG_N2 bench/floor.lua) || { fa="" fb=""; }
+    fa=$(cg_instr 1 $m $CG_N1 bench/floor.lua) && fb=$(cg_instr 1 $m $CG_N2 bench/floor.lua) ||
+      { fa="" fb=""; note "callgrind of bench/floor.lua ($m) failed; see the log"; }
     floor=$( [ -n "$fa" ] && [ -n "$fb" ] && awk -v a="$fa" -v b="$fb" -v n=$((CG_N2 - CG_N1)) 'BEGIN { printf "%.0f\n", (b - a) / n }')
-    over=$( [ -n "$per" ] && [ -n "$floor" ] && awk -v p="$per" -v f="$floor" 'BEGIN { printf "%.2f\n", p / f }')
+    vs_floor=""
+    [ -n "$per" ] && [ -n "$floor" ] &&
+      vs_floor="; $(awk -v p="$per" -v f="$floor" 'BEGIN { printf "%.2f", p / f }')x the floor of $floor (its jobs' Lua tables alone, bench/floor.lua)"
     row "13-$m" "instructions per no-op job (4 parameters), $m root" "$(fmt '%.0f' "$per")" "<= 8000" "<=" 8000 "$per" \
-      "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included; $(fmt '%.2fx' "$over") the $(fmt '%.0f' "$floor") its jobs' Lua tables alone cost (bench/floor.lua)"
+      "callgrind, rank 0: ($b - $a) / $((CG_N2 - CG_N1)) jobs; submit + run + gather, the loop included$vs_floor"
   done
   rm -f "$WORK"/cg.*
 else

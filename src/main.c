@@ -316,7 +316,7 @@ int main(int argc, char **argv) {
    * away on the hot path (jobs started up to 7 ms late); the transport waits by spinning and
    * napping on its own. A user's own setting is kept. */
   setenv("OMPI_MCA_mpi_yield_when_idle", "0", 0);
-  /* Naps are short (20 us to 1 ms): without this the kernel may stretch each by 50 us or more. */
+  /* Naps are short (20 us to 2 ms): without this the kernel may stretch each by 50 us or more. */
   prctl(PR_SET_TIMERSLACK, 1UL);
   watchdog_start(); /* before MPI: forking after MPI_Init is fragile */
   int provided;

@@ -16,7 +16,9 @@
 #include "worker.h"
 
 #define NAP_MIN_NS 20000L    /* first nap after the spin */
-#define NAP_MAX_NS 1000000L  /* longest nap of the root (it spins when results are due) and at create */
+/* The root's longest nap, and create's: how late a message may be seen. The root spins when a
+ * result is due, so only a surprise waits this long. */
+#define NAP_MAX_NS 1000000L
 #define NAP_JOBS_NS 400000L  /* a worker's longest nap in its first IDLE_LONG seconds idle... */
 #define NAP_IDLE_NS 2000000L /* ...and after them: a rank idle that long wakes 500 times a second */
 #define IDLE_LONG 1.0        /* seconds: a driver's gaps between rounds are mostly shorter */
