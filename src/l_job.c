@@ -5,17 +5,17 @@
 #include <string.h>
 #include <lauxlib.h>
 
+#include "numfmt.h"
 #include "wire.h"
 
 /* "<search_id>.<n>", without lua_pushfstring's generality: this is on every job's path. */
 void ljob_push_id(lua_State *L, const char *search_id, uint64_t n) {
-  char buf[160], digits[24];
-  size_t len = strlen(search_id), k = 0;
-  if (len > sizeof buf - 24) len = sizeof buf - 24;
+  char buf[160];
+  size_t len = strlen(search_id);
+  if (len > sizeof buf - 25) len = sizeof buf - 25;
   memcpy(buf, search_id, len);
   buf[len++] = '.';
-  do digits[k++] = (char)('0' + n % 10); while ((n /= 10));
-  while (k) buf[len++] = digits[--k];
+  len += fmt_integer((long long)n, buf + len); /* job numbers < 2^63; 24 bytes left for it */
   lua_pushlstring(L, buf, len);
 }
 

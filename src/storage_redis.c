@@ -17,6 +17,7 @@
 #include <lauxlib.h>
 
 #include "buf.h"
+#include "numfmt.h"
 #include "storage_job.h"
 
 #define RD_MT "evaluator.redis"
@@ -88,11 +89,7 @@ static void args_free(args_t *a) {
  * snprintf cost more than the rest of the formatting. */
 static void add_decimal(buf_t *b, uint64_t n) {
   char digits[24];
-  int k = 0;
-  do digits[k++] = (char)('0' + n % 10); while ((n /= 10));
-  char *d = buf_reserve(b, (size_t)k);
-  for (int i = 0; i < k; i++) d[i] = digits[k - 1 - i];
-  b->len += (size_t)k;
+  buf_add(b, digits, fmt_integer((long long)n, digits)); /* counts and job numbers < 2^63 */
 }
 
 /* "<tag><n>\r\n", a count of Redis's protocol (RESP), into out. */
