@@ -208,27 +208,6 @@ static char *put_quoted(char *o, const char *s, size_t n) {
   return o;
 }
 
-static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
-  if (n == 0) {
-    if (lone) buf_adds(b, "\"\""); /* a lone empty cell would be a blank line, which readers skip */
-    return;
-  }
-  if (!needs_quotes(s, n)) {
-    buf_add(b, s, n);
-    return;
-  }
-  char *o = buf_reserve(b, 2 * n + 2);
-  b->len = (size_t)(put_quoted(o, s, n) - b->data);
-}
-
-static void put_header(buf_t *b, const outcol *oc, size_t n) {
-  for (size_t k = 0; k < n; k++) {
-    if (k) buf_addc(b, ',');
-    put_cell(b, oc[k].name, oc[k].len, n == 1);
-  }
-  buf_addc(b, '\n');
-}
-
 /* Copy 4 <= n <= 32 bytes with two overlapping moves of a fixed size (the compiler's own loads and
  * stores, not a call); other lengths go to memcpy. */
 static void copy_cell(char *o, const char *s, size_t n) {
@@ -244,6 +223,32 @@ static void copy_cell(char *o, const char *s, size_t n) {
   } else {
     memcpy(o, s, n);
   }
+}
+
+/* Write the cell s[0..n) at o, which has room for 2n + 2 bytes: quoted if it must be (unless
+ * plain: a number's text, never scanned), "" if it is empty and alone on its line (a blank line,
+ * which readers skip). Returns the end. */
+static inline char *put_cell_at(char *o, const char *s, size_t n, int lone, int plain) {
+  if (n == 0) {
+    if (lone) *o++ = '"', *o++ = '"';
+    return o;
+  }
+  if (!plain && needs_quotes(s, n)) return put_quoted(o, s, n);
+  copy_cell(o, s, n);
+  return o + n;
+}
+
+static void put_cell(buf_t *b, const char *s, size_t n, int lone) {
+  char *o = buf_reserve(b, 2 * n + 2);
+  b->len = (size_t)(put_cell_at(o, s, n, lone, 0) - b->data);
+}
+
+static void put_header(buf_t *b, const outcol *oc, size_t n) {
+  for (size_t k = 0; k < n; k++) {
+    if (k) buf_addc(b, ',');
+    put_cell(b, oc[k].name, oc[k].len, n == 1);
+  }
+  buf_addc(b, '\n');
 }
 
 /* The rows of t from row from on, in the order of the columns oc, until b holds limit bytes or more
@@ -263,14 +268,7 @@ static size_t put_new_rows(buf_t *b, const csv_table *t, const outcol *oc, size_
         o = buf_reserve(b, 2 * len + 3);
         end = b->data + b->cap;
       }
-      if (len == 0) {
-        if (n == 1) *o++ = '"', *o++ = '"'; /* a lone empty cell would be a blank line, which readers skip */
-      } else if (!(t->plain && t->plain[row + (size_t)c]) && needs_quotes(s, len)) {
-        o = put_quoted(o, s, len);
-      } else {
-        copy_cell(o, s, len);
-        o += len;
-      }
+      o = put_cell_at(o, s, len, n == 1, t->plain && c >= 0 && t->plain[row + (size_t)c]);
       *o++ = ',';
     }
     o[-1] = '\n'; /* the last cell's separator */
