@@ -63,9 +63,10 @@ UNIT_SRCS_json = src/json.c src/numfmt.c src/buf.c
 UNIT_SRCS_csv = src/csv.c src/buf.c
 UNIT_SRCS_numfmt = src/numfmt.c
 UNIT_SRCS_jobq = src/jobq.c src/wire.c src/buf.c
+UNIT_SRCS_journal = src/storage_journal.c src/buf.c src/clock.c
 UNIT_LDFLAGS_csv = -Wl,--wrap=pread
 FUZZ_TARGETS = wire json csv
-UNIT_BINS = $(patsubst %,build/unit/test_%,wire json csv numfmt jobq) $(patsubst %,build/unit/replay_%,$(FUZZ_TARGETS))
+UNIT_BINS = $(patsubst %,build/unit/test_%,wire json csv numfmt jobq journal) $(patsubst %,build/unit/replay_%,$(FUZZ_TARGETS))
 
 build/unit/test_%: tests/c/test_%.c tests/c/check.c tests/c/check.h $(wildcard src/*.h src/*.c) | build/unit
 	$(UNIT_CC) $(UNIT_FLAGS) -o $@ $< tests/c/check.c $(UNIT_SRCS_$*) $(UNIT_LIBS) $(UNIT_LDFLAGS_$*)

@@ -166,6 +166,7 @@ static void collect(lua_State *L, core_t *c, collect_ctx *x, lua_Integer target,
     budget_check(c);
     double wait = x->count >= target ? 0 : POLL_SLICE, now = clock_now();
     if (c->budget > 0 && !c->budget_spent && c->budget - now < wait) wait = c->budget - now;
+    if (give_up > 0 && give_up - now < wait) wait = give_up - now;
     int got = c->ex->ops->poll(c->ex, wait > 0 ? wait : 0, on_result, x);
     subprocess_reap_orphans();
     if (got < 0) lerr_user(L, "gather: %s", c->ex->err);
@@ -293,18 +294,20 @@ static int core_submit(lua_State *L) {
   return want ? 1 : 0;
 }
 
-/* c:collect("ALL" | "BATCH", size) -> list of finished jobs */
+/* c:collect("ALL" | "BATCH", size, within) -> list of finished jobs (what came back within
+ * `within` seconds, when given) */
 static int core_collect(lua_State *L) {
   core_t *c = check_core(L);
   const char *mode = luaL_checkstring(L, 2);
   lua_Integer size = luaL_optinteger(L, 3, 1);
+  double within = luaL_optnumber(L, 4, 0);
   lua_settop(L, 3);
   with_pending(L);
   collect_ctx x = ready_list(L, c);
   if (!c->ex) return hand_over(L, &x);
   lua_Integer outstanding = (lua_Integer)c->jobs.in_flight + x.count;
   lua_Integer target = strcmp(mode, "ALL") == 0 ? outstanding : (size < outstanding ? size : outstanding);
-  collect(L, c, &x, target, 0, 0);
+  collect(L, c, &x, target, 0, within > 0 ? clock_now() + within : 0);
   return hand_over(L, &x);
 }
 

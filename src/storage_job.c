@@ -317,14 +317,19 @@ int64_t storage_job_number(const char *id, size_t len) {
   return n;
 }
 
-int storage_token(lua_State *L) {
+int storage_random_hex(char hex[17]) {
   unsigned char r[8];
   int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
   ssize_t got = fd < 0 ? -1 : read(fd, r, sizeof r);
   if (fd >= 0) (void)close(fd); /* read-only: nothing to lose on close */
-  if (got != (ssize_t)sizeof r) return luaL_error(L, "cannot read /dev/urandom for a writer token");
-  char hex[17];
+  if (got != (ssize_t)sizeof r) return -1;
   for (int i = 0; i < 8; i++) snprintf(hex + 2 * i, 3, "%02x", r[i]);
+  return 0;
+}
+
+int storage_token(lua_State *L) {
+  char hex[17];
+  if (storage_random_hex(hex)) return luaL_error(L, "cannot read /dev/urandom for a writer token");
   lua_pushlstring(L, hex, 16);
   return 1;
 }

@@ -47,6 +47,9 @@ int storage_decode(lua_State *L, const void *p, size_t n);
 /* The job number n of an id "<search_id>.<n>"; -1 when the id does not end in ".<digits>". */
 int64_t storage_job_number(const char *id, size_t len);
 
+/* 16 random hex digits from /dev/urandom and a NUL into hex; 0, or -1 when it cannot be read. */
+int storage_random_hex(char hex[17]);
+
 /* token() -> 16 hex digits from /dev/urandom: the writer mark of one evaluator (a lua_CFunction). */
 int storage_token(lua_State *L);
 

@@ -593,7 +593,7 @@ static int rd_unfinished(lua_State *L) {
   size_t m = rep->elements / 2;
   /* HGETALL lists key, value, key, value: sort the pairs by job number in place. */
   assert(sizeof(pair_t) == 2 * sizeof(redisReply *));
-  qsort(rep->element, m, sizeof(pair_t), cmp_pairs);
+  if (m > 0) qsort(rep->element, m, sizeof(pair_t), cmp_pairs); /* an empty hash's list may be NULL */
   lua_newtable(L);
   lua_Integer k = 0;
   for (size_t i = 0; i < m; i++) {
@@ -629,11 +629,17 @@ static int rd_close(lua_State *L) {
   return 0;
 }
 
+/* waiting() -> false: every store is one round trip, nothing waits in this process */
+static int rd_waiting(lua_State *L) {
+  lua_pushboolean(L, 0);
+  return 1;
+}
+
 static void set_handle_mt(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"create_search", rd_create_search}, {"search_ids", rd_search_ids}, {"has_search", rd_has_search},
       {"job_ids", rd_job_ids}, {"load", rd_load}, {"reserve", rd_reserve}, {"store", rd_store},
-      {"release", rd_release},
+      {"release", rd_release}, {"waiting", rd_waiting},
       {"after", rd_after}, {"unfinished", rd_unfinished}, {"close", rd_close}, {NULL, NULL}};
   if (luaL_newmetatable(L, RD_MT)) {
     luaL_newlib(L, methods);

@@ -9,7 +9,7 @@
 
 /* The module table: open{host=, port=, password=, db=, timeout=} -> a handle with the methods of
  * evaluator.sqlite's handle (create_search, search_ids, has_search, job_ids, load, reserve, store,
- * release, after, unfinished, close), and token(). Errors name the server as host:port/db, never the
+ * release, waiting, after, unfinished, close), and token(). Errors name the server as host:port/db, never the
  * password. A connection that breaks is made again on the next call. */
 int luaopen_evaluator_redis(lua_State *L);
 

@@ -1,19 +1,24 @@
 /* storage_sqlite.c: evaluator.SQLiteStorage's file, Lua module "evaluator.sqlite" (see
  * storage_sqlite.h). WAL with synchronous=NORMAL: a commit survives kill -9 of any process
- * without an fsync per call. Every statement is prepared once per handle; every step's result
- * is checked; every error path leaves no transaction open. */
+ * without an fsync per call. A fast loop's stores go to the handle's journal instead, folded in
+ * one transaction every FOLD_S (storage_journal.h). Every statement is prepared once per handle;
+ * every step's result is checked; every error path leaves no transaction open. */
 #include "storage_sqlite.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <lauxlib.h>
 #include <sqlite3.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "storage_job.h"
+#include "storage_journal.h"
 #include "wire.h"
 
 #define DB_MT "evaluator.sqlite"
@@ -22,6 +27,12 @@
 #define APP_ID 0x45564c31 /* "EVL1" */
 #define SCHEMA_VERSION 1
 
+/* Made by open in a file of an earlier version too (that is all that changed): journals is how
+ * far each handle's journal was folded, read when a dead writer's journal is; ident holds the
+ * database's random id, which its journals' names carry (storage_journal.h). */
+#define JOURNALS_TABLE "CREATE TABLE IF NOT EXISTS journals (name TEXT PRIMARY KEY, folded INTEGER NOT NULL) WITHOUT ROWID;" \
+  "CREATE TABLE IF NOT EXISTS ident (id TEXT NOT NULL)"
+
 static const char *const SCHEMA =
     "CREATE TABLE searches (id INTEGER PRIMARY KEY, created REAL NOT NULL);"
     "CREATE TABLE jobs (seq INTEGER PRIMARY KEY, search INTEGER NOT NULL, n INTEGER NOT NULL,"
@@ -29,6 +40,7 @@ static const char *const SCHEMA =
     "CREATE TABLE batches (search INTEGER NOT NULL, first_n INTEGER NOT NULL, next_n INTEGER NOT NULL, writer TEXT NOT NULL,"
     " data BLOB NOT NULL, PRIMARY KEY (search, first_n)) WITHOUT ROWID;"
     "CREATE TABLE resubmitted (search INTEGER NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (search, n)) WITHOUT ROWID;"
+    JOURNALS_TABLE ";"
     "PRAGMA application_id = 1163283505;" /* APP_ID */
     "PRAGMA user_version = 1;";           /* SCHEMA_VERSION */
 
@@ -41,7 +53,7 @@ static const char *const SCHEMA =
  * cost of storing a job, and the reads that look jobs up by number (load_jobs, export, resume)
  * scan the search's rows once instead. */
 enum { Q_BEGIN, Q_COMMIT, Q_NEW_SEARCH, Q_SEARCH_IDS, Q_HAS_SEARCH, Q_JOB_NUMBERS, Q_LOAD, Q_RESERVE,
-       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_RELEASE, Q_COUNT };
+       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_RELEASE, Q_FOLDED, Q_SET_FOLDED, Q_COUNT };
 static const char *const SQL[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -62,12 +74,33 @@ static const char *const SQL[Q_COUNT] = {
     /* the unused end of a block, given back when no block was reserved after it */
     [Q_RELEASE] = "UPDATE batches SET next_n = ?3 WHERE search = ?1 AND next_n = ?2"
                   " AND first_n = (SELECT max(first_n) FROM batches WHERE search = ?1)",
+    [Q_FOLDED] = "SELECT folded FROM journals WHERE name = ?1",
+    /* kept when the journal is gone: a journal removed after its fold is never folded again */
+    [Q_SET_FOLDED] = "INSERT OR REPLACE INTO journals (name, folded) VALUES (?1, ?2)",
 };
+
+/* A store comes within FAST_S of the one before: the loop is fast, and its store goes to the
+ * journal, folded once its oldest entry is FOLD_S old (other evaluators see a fast loop's jobs
+ * that much later), or holds FOLD_BYTES. A slower loop commits every store, as a read of the
+ * database by another process right after would expect. */
+#define FAST_S 0.005
+#define FOLD_S 0.05
+#define FOLD_BYTES ((size_t)4 << 20)
 
 typedef struct db {
   sqlite3 *h;
   sqlite3_stmt *q[Q_COUNT];
   storage_scratch w;
+  buf_t entry;       /* the entry of the store call under way */
+  buf_t spans, done; /* of the fold under way: its entries (span_t), its finished jobs (job_t) */
+  journal_t j;
+  double last_store; /* clock_now() at the last store call */
+  pid_t pid;         /* the process that opened it: a forked child never closes or folds it */
+  char id[17];       /* the database's id (ident) */
+  /* of the commit under way: the last jobs row inserted, and whether an entry of another writer
+   * than the store's was applied (see commit) */
+  sqlite3_int64 last_row;
+  int mixed;
   char path[512];
 } db_t;
 
@@ -81,6 +114,10 @@ static void shut(db_t *d) {
   (void)sqlite3_close_v2(d->h); /* _v2 defers the close until nothing uses the handle: cannot fail */
   d->h = NULL;
   storage_scratch_free(&d->w);
+  buf_free(&d->entry);
+  buf_free(&d->spans);
+  buf_free(&d->done);
+  journal_close(&d->j); /* removed only when nothing in it waits to be folded */
 }
 
 /* Reset every statement and roll back an open transaction, so that a failed call holds no lock. */
@@ -195,6 +232,9 @@ static void push_stored(lua_State *L, db_t *d, int q, int col) {
 
 /* ---- the handle's methods ------------------------------------------------------------------- */
 
+static void fold_first(lua_State *L, db_t *d);
+static void replay_dead(lua_State *L, db_t *d);
+
 static int db_create_search(lua_State *L) {
   db_t *d = check_db(L);
   if (step(L, d, Q_NEW_SEARCH, "cannot create a search") != SQLITE_ROW) db_fail(L, d, "cannot create a search");
@@ -226,6 +266,7 @@ static int db_has_search(lua_State *L) {
 
 static int db_job_ids(lua_State *L) {
   db_t *d = check_db(L);
+  fold_first(L, d);
   sqlite3_int64 rowid = search_rowid(L, 2);
   bind_int(L, d, Q_JOB_NUMBERS, 1, rowid);
   lua_newtable(L);
@@ -240,6 +281,7 @@ static int db_job_ids(lua_State *L) {
 /* load(job_ids) -> {id = job}: the ids grouped by search, each search's rows read once. */
 static int db_load(lua_State *L) {
   db_t *d = check_db(L);
+  fold_first(L, d);
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
   lua_newtable(L); /* 3: id -> job */
@@ -344,56 +386,6 @@ static lua_Integer int_field(lua_State *L, int i, const char *what) {
   return v;
 }
 
-/* Store the batches listed at idx ({first, params_list, stop, claimed_ids} each: jobs submitted
- * since the last write) as submitted, in the open transaction; claimed ids are marked. */
-static void write_batches(lua_State *L, db_t *d, int idx, sqlite3_int64 rowid, const char *writer, size_t wlen) {
-  lua_Integer nb = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
-  buf_t *b = &d->w.ids; /* unused by the SQLite storage otherwise */
-  for (lua_Integer k = 1; k <= nb; k++) {
-    lua_rawgeti(L, idx, k);
-    luaL_checktype(L, -1, LUA_TTABLE);
-    lua_Integer first = int_field(L, 1, "first number"), stop = int_field(L, 3, "block end");
-    char err[256];
-    b->len = 0;
-    lua_rawgeti(L, -1, 2);
-    if (!lua_istable(L, -1) || wire_encode(L, -1, b, "parameters", err, sizeof err)) {
-      end_work(d);
-      luaL_error(L, "SQLiteStorage(\"%s\"): cannot store submitted jobs: %s", d->path, lua_istable(L, -1) ? err : "not a list");
-    }
-    lua_pop(L, 1);
-    bind_int(L, d, Q_SUBMIT, 1, rowid);
-    bind_int(L, d, Q_SUBMIT, 2, first);
-    bind_int(L, d, Q_SUBMIT, 3, stop);
-    bind_text(L, d, Q_SUBMIT, 4, writer, wlen);
-    bind_blob(L, d, Q_SUBMIT, 5, b->data, b->len);
-    run(L, d, Q_SUBMIT, "cannot store the submitted jobs");
-    lua_rawgeti(L, -1, 4);
-    lua_Integer nclaims = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
-    for (lua_Integer i = 1; i <= nclaims; i++) {
-      sqlite3_int64 old_rowid, old_n;
-      lua_rawgeti(L, -1, i);
-      if (job_key(L, -1, &old_rowid, &old_n)) {
-        bind_int(L, d, Q_CLAIM, 1, old_rowid);
-        bind_int(L, d, Q_CLAIM, 2, old_n);
-        run(L, d, Q_CLAIM, "cannot mark a resubmitted job");
-      }
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 2);
-  }
-}
-
-/* release(search_id, stop, used): numbers used .. stop - 1 of this writer's block are given back
- * when no block was reserved after it, so that the next ones follow the last used. */
-static int db_release(lua_State *L) {
-  db_t *d = check_db(L);
-  bind_int(L, d, Q_RELEASE, 1, search_rowid(L, 2));
-  bind_int(L, d, Q_RELEASE, 2, luaL_checkinteger(L, 3));
-  bind_int(L, d, Q_RELEASE, 3, luaL_checkinteger(L, 4));
-  run(L, d, Q_RELEASE, "cannot write");
-  return 0;
-}
-
 /* Push the finished jobs of other writers stored after row seq in the search in row rowid; returns
  * the last row seen (this writer's own rows are stepped over without being decoded). */
 static lua_Integer push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_Integer seq, const char *writer, size_t wlen) {
@@ -412,41 +404,396 @@ static lua_Integer push_after(lua_State *L, db_t *d, sqlite3_int64 rowid, lua_In
   return seq;
 }
 
-/* store(search_id, jobs, writer, seq, batches) -> what after(search_id, seq, writer) returns, read
- * in the same transaction that stores the batches submitted since the last write (write_batches)
- * and the finished jobs: a round of submit and gather costs one transaction. The others' rows are
- * read before this call's are written: under the write lock no one else adds any, so this call's
- * rows come last, and the next call need not step over them. */
+/* ---- entries: what one store writes, as bytes ------------------------------------------------
+ * A store's batches and jobs are made into an entry before any lock is taken; the entry goes to
+ * the journal or is applied at once, and a dead writer's journal is applied by the same code:
+ *   search i64, writer (u32 length, bytes), batches u32, batch*, jobs u32, job*
+ *   batch: first i64, stop i64, count u32, parameters list (u32 length, wire bytes), claims u32,
+ *          (search i64, n i64)*
+ *   job:   search i64, n i64, record (u32 length, bytes) */
+
+static void put_i64(buf_t *b, int64_t v) { buf_add(b, &v, sizeof v); }
+static void put_u32(buf_t *b, uint32_t v) { buf_add(b, &v, sizeof v); }
+
+/* SQLite binds lengths as int */
+static void put_bytes(lua_State *L, db_t *d, buf_t *b, const void *p, size_t n) {
+  if (n > INT_MAX) luaL_error(L, "SQLiteStorage(\"%s\"): a job of %zu bytes is too large to store", d->path, n);
+  put_u32(b, (uint32_t)n);
+  buf_add(b, p, n);
+}
+
+/* The batches listed at idx ({first, params_list, stop, claimed_ids} each: jobs submitted since
+ * the last store) into b. */
+static void put_batches(lua_State *L, db_t *d, buf_t *b, int idx) {
+  lua_Integer nb = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
+  put_u32(b, (uint32_t)nb);
+  for (lua_Integer k = 1; k <= nb; k++) {
+    lua_rawgeti(L, idx, k);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    put_i64(b, int_field(L, 1, "first number"));
+    put_i64(b, int_field(L, 3, "block end"));
+    lua_rawgeti(L, -1, 2);
+    put_u32(b, lua_istable(L, -1) ? (uint32_t)lua_rawlen(L, -1) : 0);
+    lua_pop(L, 1);
+    char err[256];
+    size_t at = b->len;
+    put_u32(b, 0); /* the list's length, known once it is encoded */
+    lua_rawgeti(L, -1, 2);
+    if (!lua_istable(L, -1) || wire_encode(L, -1, b, "parameters", err, sizeof err))
+      luaL_error(L, "SQLiteStorage(\"%s\"): cannot store submitted jobs: %s", d->path, lua_istable(L, -1) ? err : "not a list");
+    lua_pop(L, 1);
+    if (b->len - at - 4 > INT_MAX) luaL_error(L, "SQLiteStorage(\"%s\"): a submitted list is too large to store", d->path);
+    uint32_t len = (uint32_t)(b->len - at - 4);
+    memcpy(b->data + at, &len, sizeof len);
+    lua_rawgeti(L, -1, 4);
+    lua_Integer nclaims = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
+    size_t count_at = b->len;
+    uint32_t named = 0;
+    put_u32(b, 0);
+    for (lua_Integer i = 1; i <= nclaims; i++) {
+      sqlite3_int64 old_rowid, old_n;
+      lua_rawgeti(L, -1, i);
+      if (job_key(L, -1, &old_rowid, &old_n)) {
+        put_i64(b, old_rowid);
+        put_i64(b, old_n);
+        named++;
+      }
+      lua_pop(L, 1);
+    }
+    memcpy(b->data + count_at, &named, sizeof named);
+    lua_pop(L, 2);
+  }
+}
+
+/* The entry of store's arguments into d->entry: the batches at bidx, then the count jobs at jidx
+ * (encoded first into the scratch space; a job that cannot be encoded at all, or has no id of
+ * this storage, is left out). */
+static void build_entry(lua_State *L, db_t *d, sqlite3_int64 search, const char *writer, size_t wlen, int jidx,
+                        lua_Integer count, int bidx) {
+  storage_scratch *w = &d->w;
+  storage_scratch_prepare(w, count);
+  (void)storage_encode_list(L, jidx, STORE_JOB, NULL, 0, &w->values, w->ends, count);
+  buf_t *b = &d->entry;
+  b->len = 0;
+  put_i64(b, search);
+  put_bytes(L, d, b, writer, wlen);
+  put_batches(L, d, b, bidx);
+  size_t count_at = b->len;
+  uint32_t stored = 0;
+  put_u32(b, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    sqlite3_int64 rowid, n;
+    lua_rawgeti(L, jidx, i);
+    lua_getfield(L, -1, "id");
+    int named = job_key(L, -1, &rowid, &n);
+    lua_pop(L, 2);
+    if (!named || w->ends[i] == w->ends[i - 1]) continue;
+    put_i64(b, rowid);
+    put_i64(b, n);
+    put_bytes(L, d, b, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
+    stored++;
+  }
+  memcpy(b->data + count_at, &stored, sizeof stored);
+}
+
+typedef struct entry_reader {
+  const char *p, *end;
+  int bad; /* a read past the end: the entry is damaged */
+} entry_reader;
+
+static const char *get_raw(entry_reader *r, size_t n) {
+  if (r->bad || (size_t)(r->end - r->p) < n) {
+    r->bad = 1;
+    return NULL;
+  }
+  const char *p = r->p;
+  r->p += n;
+  return p;
+}
+
+static int64_t get_i64(entry_reader *r) {
+  int64_t v = 0;
+  const char *p = get_raw(r, sizeof v);
+  if (p) memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static uint32_t get_u32(entry_reader *r) {
+  uint32_t v = 0;
+  const char *p = get_raw(r, sizeof v);
+  if (p) memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static const char *get_bytes(entry_reader *r, size_t *n) {
+  *n = get_u32(r);
+  return get_raw(r, *n);
+}
+
+/* Step the write q (bound already: bind_rc holds the binds' first error) to its end and reset it. */
+static int exec_write(db_t *d, int q, int bind_rc) {
+  if (bind_rc != SQLITE_OK) {
+    (void)sqlite3_reset(d->q[q]); /* nothing stepped: nothing to report */
+    return bind_rc;
+  }
+  int rc = sqlite3_step(d->q[q]);
+  int reset_rc = sqlite3_reset(d->q[q]);
+  if (rc == SQLITE_DONE) return reset_rc;
+  return rc == SQLITE_ROW ? SQLITE_MISUSE : rc;
+}
+
+/* Text and blobs are bound without a copy (SQLITE_STATIC, a copy was a malloc per job): the
+ * bytes, an entry's, outlive the step. */
+static int exec_submit(db_t *d, sqlite3_int64 search, sqlite3_int64 first, sqlite3_int64 stop, const char *writer,
+                       size_t wlen, const char *params, size_t plen) {
+  sqlite3_stmt *s = d->q[Q_SUBMIT];
+  int rc = sqlite3_bind_int64(s, 1, search);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, first);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 3, stop);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(s, 4, writer, (int)wlen, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_blob(s, 5, params, (int)plen, SQLITE_STATIC);
+  return exec_write(d, Q_SUBMIT, rc);
+}
+
+static int exec_claim(db_t *d, sqlite3_int64 search, sqlite3_int64 n) {
+  int rc = sqlite3_bind_int64(d->q[Q_CLAIM], 1, search);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(d->q[Q_CLAIM], 2, n);
+  return exec_write(d, Q_CLAIM, rc);
+}
+
+static int exec_store(db_t *d, sqlite3_int64 search, sqlite3_int64 n, const char *writer, size_t wlen,
+                      const char *data, size_t len) {
+  sqlite3_stmt *s = d->q[Q_STORE];
+  int rc = sqlite3_bind_int64(s, 1, search);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(s, 2, n);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_text(s, 3, writer, (int)wlen, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_blob(s, 4, data, (int)len, SQLITE_STATIC);
+  rc = exec_write(d, Q_STORE, rc);
+  if (rc == SQLITE_OK) d->last_row = sqlite3_last_insert_rowid(d->h);
+  return rc;
+}
+
+/* Returned for bytes that are not an entry (no SQLite result code is negative). */
+#define ENTRY_DAMAGED (-1)
+
+/* An entry of a fold, and a finished job's key. */
+typedef struct span {
+  const char *p;
+  size_t n;
+} span_t;
+typedef struct job {
+  sqlite3_int64 search, n;
+} job_t;
+
+static int job_cmp(const void *a, const void *b) {
+  const job_t *x = a, *y = b;
+  if (x->search != y->search) return x->search < y->search ? -1 : 1;
+  return x->n < y->n ? -1 : x->n > y->n;
+}
+
+/* An entry's head: its search and writer, and the number of batches that follow. */
+typedef struct entry_head {
+  sqlite3_int64 search;
+  const char *writer;
+  size_t wlen;
+  uint32_t nb;
+} entry_head;
+
+static entry_head get_head(entry_reader *r) {
+  entry_head h;
+  h.search = get_i64(r);
+  h.writer = get_bytes(r, &h.wlen);
+  h.nb = get_u32(r);
+  return h;
+}
+
+/* Add the keys of the jobs of the entry at p to d->done. */
+static int collect_done(db_t *d, const char *p, size_t n) {
+  entry_reader r = {p, p + n, 0};
+  entry_head h = get_head(&r);
+  size_t len;
+  for (uint32_t k = 0; k < h.nb && !r.bad; k++) {
+    (void)get_raw(&r, 2 * sizeof(int64_t) + sizeof(uint32_t)); /* first, stop, count */
+    (void)get_bytes(&r, &len);
+    (void)get_raw(&r, (size_t)get_u32(&r) * 2 * sizeof(int64_t));
+  }
+  for (uint32_t k = 0, nj = get_u32(&r); k < nj && !r.bad; k++) {
+    job_t j;
+    j.search = get_i64(&r);
+    j.n = get_i64(&r);
+    (void)get_bytes(&r, &len);
+    buf_add(&d->done, &j, sizeof j);
+  }
+  return r.bad ? ENTRY_DAMAGED : SQLITE_OK;
+}
+
+/* Whether jobs first .. first + count - 1 of search are all among the fold's finished jobs. */
+static int all_done(db_t *d, sqlite3_int64 search, sqlite3_int64 first, uint32_t count) {
+  const job_t *done = (const job_t *)d->done.data;
+  size_t ndone = d->done.len / sizeof *done;
+  if (ndone == 0) return 0;
+  for (uint32_t i = 0; i < count; i++) {
+    job_t key = {search, first + i};
+    if (!bsearch(&key, done, ndone, sizeof *done, job_cmp)) return 0;
+  }
+  return count > 0;
+}
+
+/* Write the entry of n bytes at p in the open transaction: its batches as submitted (but not one
+ * whose jobs all finished in this fold: nothing of it is unfinished), their claims marked, then
+ * its finished jobs; d->mixed is set if its writer is not own (NULL: no matter). Returns an
+ * SQLite result code, or ENTRY_DAMAGED. */
+static int apply_entry(db_t *d, const char *p, size_t n, const char *own, size_t own_len) {
+  entry_reader r = {p, p + n, 0};
+  entry_head h = get_head(&r);
+  size_t len;
+  if (own && (h.wlen != own_len || (h.writer && memcmp(h.writer, own, h.wlen) != 0))) d->mixed = 1;
+  int rc = SQLITE_OK;
+  for (uint32_t k = 0; rc == SQLITE_OK && !r.bad && k < h.nb; k++) {
+    sqlite3_int64 first = get_i64(&r), stop = get_i64(&r);
+    uint32_t count = get_u32(&r);
+    const char *params = get_bytes(&r, &len);
+    uint32_t nclaims = get_u32(&r);
+    if (!r.bad && !all_done(d, h.search, first, count))
+      rc = exec_submit(d, h.search, first, stop, h.writer, h.wlen, params, len);
+    for (uint32_t i = 0; rc == SQLITE_OK && !r.bad && i < nclaims; i++) {
+      sqlite3_int64 old_search = get_i64(&r), old_n = get_i64(&r);
+      if (!r.bad) rc = exec_claim(d, old_search, old_n);
+    }
+  }
+  for (uint32_t k = 0, nj = r.bad ? 0 : get_u32(&r); rc == SQLITE_OK && !r.bad && k < nj; k++) {
+    sqlite3_int64 job_search = get_i64(&r), job_n = get_i64(&r);
+    const char *data = get_bytes(&r, &len);
+    if (!r.bad) rc = exec_store(d, job_search, job_n, h.writer, h.wlen, data, len);
+  }
+  return rc == SQLITE_OK && (r.bad || r.p != r.end) ? ENTRY_DAMAGED : rc;
+}
+
+/* Record that the journal name is folded up to entry seq, in the open transaction. */
+static int set_folded(db_t *d, const char *name, uint64_t seq) {
+  int rc = sqlite3_bind_text(d->q[Q_SET_FOLDED], 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_bind_int64(d->q[Q_SET_FOLDED], 2, (sqlite3_int64)seq);
+  return exec_write(d, Q_SET_FOLDED, rc);
+}
+
+static void add_span(db_t *d, const char *p, size_t n) {
+  span_t e = {p, n};
+  buf_add(&d->spans, &e, sizeof e);
+}
+
+/* Add the entries in the journal bytes at p (n of them) after number after to the fold; *last:
+ * the number of the last. Returns 0, or -1 at damage (*at: where). */
+static int add_journal(db_t *d, const char *p, size_t n, uint64_t after, uint64_t *last, size_t *at) {
+  const char *q = p, *payload;
+  uint64_t seq;
+  size_t len;
+  int more;
+  *last = after;
+  while ((more = journal_next(&q, p + n, &seq, &payload, &len)) == 1) {
+    if (seq <= after) continue;
+    add_span(d, payload, len);
+    *last = seq;
+  }
+  *at = (size_t)(q - p);
+  return more;
+}
+
+/* Write the fold's entries (d->spans) in the open transaction, in order (own: as apply_entry). */
+static int apply_spans(db_t *d, const char *own, size_t own_len) {
+  const span_t *e = (const span_t *)d->spans.data;
+  size_t count = d->spans.len / sizeof *e;
+  int rc = SQLITE_OK;
+  d->done.len = 0;
+  for (size_t i = 0; rc == SQLITE_OK && i < count; i++) rc = collect_done(d, e[i].p, e[i].n);
+  if (d->done.len > 0) qsort(d->done.data, d->done.len / sizeof(job_t), sizeof(job_t), job_cmp);
+  for (size_t i = 0; rc == SQLITE_OK && i < count; i++) rc = apply_entry(d, e[i].p, e[i].n, own, own_len);
+  d->spans.len = 0;
+  return rc;
+}
+
+/* Apply this handle's unfolded journal entries, and the store call's entry (with_entry), in the
+ * open transaction, and record how far the journal is folded (own: as apply_entry). */
+static int apply_journal(db_t *d, int with_entry, const char *own, size_t own_len) {
+  journal_t *j = &d->j;
+  uint64_t last;
+  size_t at;
+  d->spans.len = 0;
+  int more = add_journal(d, j->unfolded.data, j->unfolded.len, 0, &last, &at);
+  assert(more == 0 && at == j->unfolded.len); /* written by this process: whole */
+  (void)more;
+  if (with_entry) add_span(d, d->entry.data, d->entry.len);
+  int rc = apply_spans(d, own, own_len);
+  return rc == SQLITE_OK && j->unfolded.len > 0 ? set_folded(d, j->name, j->seq) : rc;
+}
+
+/* In one transaction: when writer is given, a read of the other writers' jobs of the search after
+ * row seq (pushed); then this handle's journal, then the store call's entry (with_entry). Returns
+ * the last row seen: under the write lock no one else adds rows, so the rows this call adds come
+ * last, and the next read need not step over them, unless an entry of another evaluator of this
+ * handle was among them. */
+static lua_Integer commit(lua_State *L, db_t *d, int with_entry, sqlite3_int64 search, lua_Integer seq,
+                          const char *writer, size_t wlen) {
+  run(L, d, Q_BEGIN, "cannot write");
+  if (writer) seq = push_after(L, d, search, seq, writer, wlen);
+  d->last_row = 0;
+  d->mixed = !writer;
+  int rc = apply_journal(d, with_entry, writer, wlen);
+  if (rc != SQLITE_OK) db_fail(L, d, "cannot store the jobs");
+  run(L, d, Q_COMMIT, "cannot commit");
+  journal_folded(&d->j);
+  return !d->mixed && d->last_row > seq ? d->last_row : seq;
+}
+
+/* Before a read: what this handle's journal holds goes into the database first. */
+static void fold_first(lua_State *L, db_t *d) {
+  if (d->j.unfolded.len > 0) (void)commit(L, d, 0, 0, 0, NULL, 0);
+}
+
+/* release(search_id, stop, used): numbers used .. stop - 1 of this writer's block are given back
+ * when no block was reserved after it, so that the next ones follow the last used. */
+static int db_release(lua_State *L) {
+  db_t *d = check_db(L);
+  fold_first(L, d);
+  bind_int(L, d, Q_RELEASE, 1, search_rowid(L, 2));
+  bind_int(L, d, Q_RELEASE, 2, luaL_checkinteger(L, 3));
+  bind_int(L, d, Q_RELEASE, 3, luaL_checkinteger(L, 4));
+  run(L, d, Q_RELEASE, "cannot write");
+  return 0;
+}
+
+/* Whether the journal should take this store (at time now) rather than a commit. */
+static int journal_takes(db_t *d, double now) {
+  journal_t *j = &d->j;
+  int fast = now - d->last_store < FAST_S;
+  d->last_store = now;
+  if (!fast || !journal_usable(j)) return 0;
+  return j->unfolded.len == 0 || (now - j->since < FOLD_S && j->unfolded.len < FOLD_BYTES);
+}
+
+/* store(search_id, jobs, writer, seq, batches, now) -> what after(search_id, seq, writer) returns:
+ * the batches submitted since the last store (stored as submitted, claims marked) and the
+ * finished jobs. In a fast loop they go to the journal (the others' jobs are then read at the
+ * fold: an empty list and seq come back); otherwise, or when now is true (a wait follows, or
+ * close), they are committed with the journal and the others' jobs are read in the same
+ * transaction. */
 static int db_store(lua_State *L) {
   db_t *d = check_db(L);
   luaL_checktype(L, 3, LUA_TTABLE);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
   lua_Integer count = (lua_Integer)lua_rawlen(L, 3), seq = luaL_checkinteger(L, 5);
+  int now = lua_toboolean(L, 7);
   sqlite3_int64 search = search_rowid(L, 2);
-  lua_settop(L, 6);
-  storage_scratch *w = &d->w;
-  storage_scratch_prepare(w, count);
-  (void)storage_encode_list(L, 3, STORE_JOB, NULL, 0, &w->values, w->ends, count); /* one that cannot be at all is left out */
-  run(L, d, Q_BEGIN, "cannot write");
-  write_batches(L, d, 6, search, writer, wlen);
-  seq = push_after(L, d, search, seq, writer, wlen);
-  for (lua_Integer i = 1; i <= count; i++) {
-    sqlite3_int64 rowid, n;
-    lua_rawgeti(L, 3, i);
-    lua_getfield(L, -1, "id");
-    int named = job_key(L, -1, &rowid, &n);
-    lua_pop(L, 2);
-    if (!named || w->ends[i] == w->ends[i - 1]) continue;
-    bind_int(L, d, Q_STORE, 1, rowid);
-    bind_int(L, d, Q_STORE, 2, n);
-    bind_text(L, d, Q_STORE, 3, writer, wlen);
-    bind_blob(L, d, Q_STORE, 4, w->values.data + w->ends[i - 1], w->ends[i] - w->ends[i - 1]);
-    run(L, d, Q_STORE, "cannot store a job");
-    seq = (lua_Integer)sqlite3_last_insert_rowid(d->h);
-  }
-  run(L, d, Q_COMMIT, "cannot commit");
-  lua_pushinteger(L, seq);
+  lua_settop(L, 7);
+  build_entry(L, d, search, writer, wlen, 3, count, 6);
+  lua_newtable(L); /* before the append: nothing may fail after it */
+  char err[256];
+  if (!now && journal_takes(d, clock_now()) && journal_append(&d->j, d->entry.data, d->entry.len, err, sizeof err) == 0) {
+    lua_pushinteger(L, seq);
+    return 2;
+  } /* a journal that cannot take it (a full disk?): the database may */
+  lua_pop(L, 1);
+  lua_pushinteger(L, commit(L, d, 1, search, seq, writer, wlen));
   return 2;
 }
 
@@ -456,8 +803,16 @@ static int db_after(lua_State *L) {
   lua_Integer seq = luaL_checkinteger(L, 3);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
+  fold_first(L, d);
   lua_pushinteger(L, push_after(L, d, search_rowid(L, 2), seq, writer, wlen));
   return 2;
+}
+
+/* waiting() -> whether this handle's journal holds jobs not in the database yet */
+static int db_waiting(lua_State *L) {
+  db_t *d = luaL_checkudata(L, 1, DB_MT); /* closed: nothing waits (what did is in the file, or the journal's) */
+  lua_pushboolean(L, d->h && d->j.unfolded.len > 0);
+  return 1;
 }
 
 /* Push a set of the numbers of the finished jobs of the search in row rowid. */
@@ -491,6 +846,8 @@ static int db_unfinished(lua_State *L) {
   const char *writer = check_writer(L, 3, &wlen);
   sqlite3_int64 rowid = search_rowid(L, 2);
   lua_settop(L, 3);
+  replay_dead(L, d);
+  fold_first(L, d);
   push_finished(L, d, rowid); /* 4 */
   bind_int(L, d, Q_UNFINISHED, 1, rowid);
   bind_text(L, d, Q_UNFINISHED, 2, writer, wlen);
@@ -521,13 +878,92 @@ static int db_unfinished(lua_State *L) {
   return 1;
 }
 
+/* close(): what the journal holds is folded (if the database does not take it now, the journal
+ * stays for the next process that opens the database), then the handle is closed. Also __gc: it
+ * never raises. */
 static int db_close(lua_State *L) {
   db_t *d = luaL_checkudata(L, 1, DB_MT);
+  if (d->h && d->pid != getpid()) { /* a forked process-pool worker's copy: the connection and the journal are the root's */
+    d->h = NULL;
+    journal_forget(&d->j);
+    return 0;
+  }
   if (d->h) {
     end_work(d);
+    if (d->h && d->j.unfolded.len > 0) {
+      int rc = exec_write(d, Q_BEGIN, SQLITE_OK);
+      if (rc == SQLITE_OK) rc = apply_journal(d, 0, NULL, 0);
+      if (rc == SQLITE_OK) rc = exec_write(d, Q_COMMIT, SQLITE_OK);
+      if (rc == SQLITE_OK) journal_folded(&d->j);
+      else end_work(d);
+    }
     if (d->h) shut(d);
   }
   return 0;
+}
+
+/* ---- dead writers' journals, folded by whoever opens the database next ---------------------- */
+
+static int replay_begin(void *ctx, char *err, size_t errlen) {
+  db_t *d = ctx;
+  if (exec_write(d, Q_BEGIN, SQLITE_OK) == SQLITE_OK) return 0;
+  snprintf(err, errlen, "cannot fold the journal of a writer that ended: %s", sqlite3_errmsg(d->h));
+  return -1;
+}
+
+/* How far the journal name was folded already (0: never), read in the open transaction. */
+static int folded_of(db_t *d, const char *name, uint64_t *folded) {
+  sqlite3_stmt *s = d->q[Q_FOLDED];
+  *folded = 0;
+  int rc = sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK) rc = sqlite3_step(s);
+  if (rc == SQLITE_ROW) *folded = (uint64_t)sqlite3_column_int64(s, 0);
+  int reset_rc = sqlite3_reset(s);
+  return rc == SQLITE_ROW || rc == SQLITE_DONE ? reset_rc : rc;
+}
+
+/* The entries of a dead writer's journal that were not folded before, and how far it is folded now. */
+static int replay_fold(void *ctx, const char *name, const char *bytes, size_t n, const char *path, char *err,
+                       size_t errlen) {
+  db_t *d = ctx;
+  uint64_t folded, last;
+  size_t at;
+  d->spans.len = 0;
+  int rc = folded_of(d, name, &folded);
+  int more = rc == SQLITE_OK ? add_journal(d, bytes, n, folded, &last, &at) : 0;
+  if (rc == SQLITE_OK && more == 0) rc = apply_spans(d, NULL, 0);
+  if (more < 0 || rc == ENTRY_DAMAGED) {
+    if (more < 0)
+      snprintf(err, errlen, "the journal %s is damaged at byte %zu: move it away to open the storage "
+               "(the jobs in it from that byte on are lost)", path, at);
+    else
+      snprintf(err, errlen, "the journal %s holds an entry that does not read back: move it away to open the "
+               "storage (the jobs in it are lost)", path);
+    return -1;
+  }
+  if (rc == SQLITE_OK && last > folded) rc = set_folded(d, name, last);
+  if (rc == SQLITE_OK) return 0;
+  snprintf(err, errlen, "cannot fold the journal %s: %s", path, sqlite3_errmsg(d->h));
+  return -1;
+}
+
+static int replay_end(void *ctx, int rc, char *err, size_t errlen) {
+  db_t *d = ctx;
+  if (rc == 0 && exec_write(d, Q_COMMIT, SQLITE_OK) != SQLITE_OK) {
+    snprintf(err, errlen, "cannot fold the journal of a writer that ended: %s", sqlite3_errmsg(d->h));
+    rc = -1;
+  }
+  if (rc != 0) end_work(d);
+  return rc;
+}
+
+static const journal_replay_ops REPLAY = {replay_begin, replay_fold, replay_end};
+
+/* Fold the journals of writers that died since this handle was opened (a peer killed mid-search):
+ * before listing unfinished jobs, which would otherwise list jobs finished in them. */
+static void replay_dead(lua_State *L, db_t *d) {
+  char why[512];
+  if (journal_replay(d->path, d->id, &REPLAY, d, why, sizeof why)) luaL_error(L, "SQLiteStorage(\"%s\"): %s", d->path, why);
 }
 
 /* ---- opening: any number of processes at once, on a new or an existing file ---------------- */
@@ -581,6 +1017,27 @@ static int set_wal(db_t *d) {
   return rc;
 }
 
+/* The database's id into d->id: SQLITE_OK, SQLITE_DONE when it has none yet, or an error. */
+static int read_id(db_t *d) {
+  sqlite3_stmt *st;
+  int rc = sqlite3_prepare_v2(d->h, "SELECT id FROM ident", -1, &st, NULL);
+  if (rc != SQLITE_OK) return rc;
+  rc = sqlite3_step(st);
+  const char *id = rc == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
+  if (id && strlen(id) == 16) snprintf(d->id, sizeof d->id, "%s", id);
+  else if (rc == SQLITE_ROW) rc = SQLITE_CORRUPT; /* not an id this program wrote */
+  int frc = sqlite3_finalize(st);
+  return rc == SQLITE_ROW ? frc : rc;
+}
+
+/* Give the database a new random id (in the open transaction). */
+static int make_id(db_t *d) {
+  if (storage_random_hex(d->id)) return SQLITE_IOERR;
+  char sql[64];
+  snprintf(sql, sizeof sql, "INSERT INTO ident (id) VALUES ('%s')", d->id); /* 16 hex digits */
+  return sqlite3_exec(d->h, sql, NULL, NULL, NULL);
+}
+
 /* Check the file, create the tables if it is empty, switch to WAL. Returns an SQLite result code
  * (SQLITE_BUSY or SQLITE_LOCKED: try again) and says in why what failed; *refused when the file
  * is not ours (why is then the whole reason, not SQLite's). */
@@ -607,13 +1064,17 @@ static int setup(db_t *d, char *why, size_t whylen, int *refused) {
     return SQLITE_NOTADB;
   }
   snprintf(why, whylen, "cannot switch to WAL mode");
-  return set_wal(d);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  (void)clock_gettime(CLOCK_MONOTONIC, &ts); /* CLOCK_MONOTONIC always exists on Linux */
-  return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+  rc = set_wal(d);
+  if (rc != SQLITE_OK) return rc;
+  snprintf(why, whylen, "cannot add the journals tables");
+  rc = sqlite3_exec(d->h, JOURNALS_TABLE, NULL, NULL, NULL);
+  if (rc == SQLITE_OK && (rc = read_id(d)) == SQLITE_DONE) { /* none yet: made under the write lock, looking again */
+    rc = sqlite3_exec(d->h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && (rc = read_id(d)) == SQLITE_DONE) rc = make_id(d);
+    if (rc == SQLITE_OK) rc = sqlite3_exec(d->h, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK && !sqlite3_get_autocommit(d->h)) (void)sqlite3_exec(d->h, "ROLLBACK", NULL, NULL, NULL);
+  }
+  return rc;
 }
 
 /* Raise why (with SQLite's reason unless refused) and close the handle that could not be opened. */
@@ -629,7 +1090,7 @@ static void set_handle_mt(lua_State *L) {
   static const luaL_Reg methods[] = {
       {"create_search", db_create_search}, {"search_ids", db_search_ids}, {"has_search", db_has_search},
       {"job_ids", db_job_ids}, {"load", db_load}, {"reserve", db_reserve}, {"store", db_store},
-      {"release", db_release},
+      {"release", db_release}, {"waiting", db_waiting},
       {"after", db_after}, {"unfinished", db_unfinished}, {"close", db_close}, {NULL, NULL}};
   if (luaL_newmetatable(L, DB_MT)) {
     luaL_newlib(L, methods);
@@ -645,9 +1106,13 @@ static int db_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer busy_ms = luaL_optinteger(L, 2, 10000);
   luaL_argcheck(L, busy_ms >= 0 && busy_ms <= 3600000, 2, "busy timeout out of range");
+  char token[17];
+  if (storage_random_hex(token)) return luaL_error(L, "SQLiteStorage(\"%s\"): cannot read /dev/urandom", path);
   db_t *d = lua_newuserdatauv(L, sizeof *d, 0);
   memset(d, 0, sizeof *d);
   snprintf(d->path, sizeof d->path, "%s", path);
+  d->pid = getpid();
+  journal_init(&d->j, "", "", token); /* none until the database's id is read */
   set_handle_mt(L);
   if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
     if (!d->h) return luaL_error(L, "SQLiteStorage(\"%s\"): cannot open the file: out of memory", path);
@@ -657,10 +1122,10 @@ static int db_open(lua_State *L) {
   /* The busy handler covers most waits, but not every one (a WAL switch or recovery racing
    * another process's): those are retried until the same timeout. */
   char why[256];
-  double deadline = now_s() + (double)busy_ms / 1000;
+  double deadline = clock_now() + (double)busy_ms / 1000;
   int rc, refused;
   while (((rc = setup(d, why, sizeof why, &refused)) & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
-    if (now_s() > deadline) break;
+    if (clock_now() > deadline) break;
     struct timespec nap = {0, 5000000};
     (void)nanosleep(&nap, NULL); /* an interrupted nap only retries sooner */
   }
@@ -668,6 +1133,8 @@ static int db_open(lua_State *L) {
   for (int i = 0; i < Q_COUNT; i++)
     if (sqlite3_prepare_v3(d->h, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->q[i], NULL) != SQLITE_OK)
       return open_fail(L, d, "cannot prepare a query (is the file damaged?)", 0);
+  journal_init(&d->j, path, d->id, token); /* (":memory:": none) */
+  if (journal_replay(path, d->id, &REPLAY, d, why, sizeof why)) return open_fail(L, d, why, 1);
   return 1;
 }
 

@@ -238,6 +238,90 @@ end
   C.its(it, STORE, function() return "store.db" end)
 end)
 
+-- The journal files beside store.db in dir.
+local function journals(dir)
+  local p = assert(io.popen("ls -a " .. H.quote(dir)))
+  local out = {}
+  for name in p:read("a"):gmatch("[^\n]+") do
+    if name:match("^store%.db%-evl%-%x+%-%x+$") then out[#out + 1] = name end
+  end
+  p:close()
+  return out
+end
+
+describe("SQLiteStorage's journal: a fast loop's stores", function()
+  it("are folded while it runs; after kill -9 the next process folds them once, a torn end ignored, damage named", function()
+    C.kill_and_resume(STORE, {
+      busy = 0, -- no-op jobs: a store every few microseconds, which the journal takes
+      min_unfinished = 0,
+      before_kill = function(dir, returned)
+        H.sleep(0.5) -- folds come every 50 ms while the loop runs
+        local stored = tonumber(py(dir, "print(sqlite3.connect(DB).execute('SELECT count(*) FROM jobs').fetchone()[0])"))
+        assert.is_true(stored and stored >= returned,
+          ("0.5 s after gather had returned %d jobs, the file held %s"):format(returned, tostring(stored)))
+      end,
+      before_resume = function(dir)
+        local js = journals(dir)
+        assert.are.equal(1, #js, "the killed root left no journal: " .. table.concat(js, " "))
+        local path = dir .. "/" .. js[1]
+        local bytes = assert(H.read_file(path))
+        assert.is_true(#bytes > 24, "an empty journal")
+        -- a copy under another writer's name, damaged inside its first entry: refused, named
+        local copy_name = js[1]:match("^(store%.db%-evl%-%x+%-)") .. "00000000000000aa"
+        local copy = dir .. "/" .. copy_name
+        H.write_file(copy, bytes:sub(1, 30) .. string.char((bytes:byte(31) + 1) % 256) .. bytes:sub(32))
+        local r = run_in(dir, 'evaluator.SQLiteStorage("store.db")')
+        assert.are_not.equal(0, r.code, H.describe(r))
+        assert.truthy(r.stderr:find(copy_name .. " is damaged at byte 0", 1, true)
+          and r.stderr:find("move it away", 1, true), H.describe(r))
+        assert.truthy(r.stderr:find("script.lua:%d+: SQLiteStorage"), "the error names the user's line: " .. H.describe(r))
+        os.remove(copy)
+        -- a write cut short by the kill: the start of an entry header
+        local f = assert(io.open(path, "ab"))
+        f:write("EVJ1\0\4\0\0\1\2")
+        f:close()
+      end,
+      after = function(dir)
+        assert.are.same({}, journals(dir), "the folded journal is still there")
+        assert.are.equal("0\n", py(dir, "print(sqlite3.connect(DB).execute("
+          .. "'SELECT count(*) FROM (SELECT 1 FROM jobs GROUP BY search, n HAVING count(*) > 1)').fetchone()[0])"),
+          "a job was stored twice")
+      end,
+    })
+  end)
+
+  it("are in the file while a gather after them waits for a long job", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      local t = H.result(H.run([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) wait_s(job.parameters.s or 0) return 1 end, "mpicomm", { storage = store })
+if ev then
+  ev:submit({ {}, {}, {}, {} })
+  local n, submitted = 0, 4
+  while n < 400 do
+    local k = #ev:gather("BATCH", 1)
+    n = n + k
+    for _ = 1, math.min(k, 400 - submitted) do ev:submit({ {} }); submitted = submitted + 1 end
+  end
+  -- 1 s into the next gather's wait, another process counts the jobs in the file
+  os.execute([=[(sleep 1; ls store.db-evl-* > journals.txt; python3 -c "import sqlite3; print(sqlite3.connect('store.db').execute('SELECT count(*) FROM jobs').fetchone()[0])" > count.txt) &]=])
+  ev:submit({ { s = 3 } })
+  ev:gather("ALL")
+  local f = io.open("count.txt"); local count = f and tonumber(f:read("a")); if f then f:close() end
+  f = io.open("journals.txt"); local journals = f and f:read("a") or ""; if f then f:close() end
+  report { n = n, count = count, journals = journals }
+end
+]], { dir = dir, np = 2, timeout = 60 }))
+      assert.are.equal(400, t.n)
+      assert.truthy(t.journals:find("store.db-evl-", 1, true), "the fast loop wrote no journal: " .. t.journals)
+      assert.are.equal(400, t.count, "1 s into the wait, the file held " .. tostring(t.count) .. " of the 400 jobs")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+end)
+
 describe("SQLiteStorage: bad files, failed writes", function()
   it("a damaged file: every call raises or returns everything, never a shorter result", function()
     local dir = H.tmpdir()

@@ -286,31 +286,30 @@ end
 -- A wait shorter than this (seconds) is a fast loop's: see collect.
 local SHORT_WAIT_S = 0.005
 
-local function poll_then_wait(self, store, type_, size, jobs)
+-- Waits as the core's collect(type_, size) does, into jobs: first up to SHORT_WAIT_S, then, when
+-- more is to come, after storing what waits for a write.
+local function wait_storing(self, store, type_, size, jobs)
   local core_ = self._core
-  local more = core_:collect("BATCH", 0)
+  local more = core_:collect(type_, size, SHORT_WAIT_S)
   table.move(more, 1, #more, #jobs + 1, jobs)
+  if type_ == "BATCH" and #jobs >= size then return end
   local _, _, in_flight = core_:counts()
-  if in_flight == 0 or (type_ == "BATCH" and #jobs >= size) then return end
-  if not self._short_waits then
-    pcall(store._flush, store, self.search_id, self._writer) -- a failure is told by the next write, which keeps the jobs
-  end
-  local t0 = core.mpi.wtime()
+  if in_flight == 0 then return end
+  pcall(store._flush, store, self.search_id, self._writer) -- a failure is told by the next write, which keeps the jobs
   more = core_:collect(type_, type_ == "ALL" and size or size - #jobs)
-  self._short_waits = core.mpi.wtime() - t0 < SHORT_WAIT_S
   table.move(more, 1, #more, #jobs + 1, jobs)
 end
 
 -- The core's collect(type_, size). Jobs submitted since the storage's last write are stored with
--- this gather's results, before them, in one write: one write a round. When gather has to wait,
--- it stores them first, so that a job that runs long is in the storage as submitted while it
--- runs; but not while the previous wait was short (a fast loop: the next round's results come
--- within milliseconds, and write them).
+-- this gather's results, before them, in one write: one write a round. When gather has to wait
+-- longer than a fast loop's round (SHORT_WAIT_S), it stores them first, so that a job that runs
+-- long is in the storage as submitted while it runs (and SQLite's journal is folded: other
+-- processes see the jobs while this one waits).
 local function collect(self, type_, size)
   local store = self._storage
   if not (store and store:_has_pending(self._writer)) then return self._core:collect(type_, size) end
   local jobs = {}
-  local ok, err = pcall(poll_then_wait, self, store, type_, size, jobs)
+  local ok, err = pcall(wait_storing, self, store, type_, size, jobs)
   if not ok then -- Ctrl-C, a budget: the jobs already handed over are kept and stored
     take_jobs(self, jobs)
     error(err, 0)

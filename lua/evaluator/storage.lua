@@ -9,7 +9,8 @@
 --       (parameters from list), and those whose parameters tables came from _unfinished are
 --       marked resubmitted, all at once, at the latest with the next _store_jobs (_unreserve(first,
 --       count, writer) instead when the core refused them)
---   _has_pending(writer), _flush(search_id, writer) submitted jobs not written yet; write them now
+--   _has_pending(writer), _flush(search_id, writer) jobs not in the database yet (submitted ones
+--       waiting for a write, a journal's); write them now
 --   _release(search_id, writer)              at close: write what waits, give back unused numbers
 --   _store_jobs(search_id, jobs, writer)     finished jobs (after the submitted ones), all at once
 --   _other_jobs(ev)        finished jobs of other writers that ev has not been given yet
@@ -202,11 +203,12 @@ local function handle_class(name)
     p[#p + 1] = { first, list, self._blocks[writer].stop, claims }
   end
 
-  function C:_has_pending(writer) return self._pending[writer] ~= nil end
+  function C:_has_pending(writer) return self._pending[writer] ~= nil or self._h:waiting() end
 
-  -- Store the batches waiting for a write now (before a gather waits; at close).
+  -- Store the batches waiting for a write, and what the journal holds, now (before a gather
+  -- waits; at close).
   function C:_flush(search_id, writer)
-    if self._pending[writer] then self:_store_jobs(search_id, {}, writer) end
+    if self:_has_pending(writer) then self:_store_jobs(search_id, {}, writer, true) end
   end
 
   -- At close: the waiting batches are stored and the unused numbers of the block given back, so
@@ -219,9 +221,10 @@ local function handle_class(name)
   end
 
   -- Storing a gather's jobs reads the others' new jobs in the same transaction (or round trip);
-  -- they wait in _others[writer] for the _other_jobs call that follows.
-  function C:_store_jobs(search_id, jobs, writer)
-    local others, last = self._h:store(tostring(search_id), jobs, writer, self._seen[writer] or 0, self._pending[writer])
+  -- they wait in _others[writer] for the _other_jobs call that follows. now: commit, even in a
+  -- fast loop (SQLite's journal, storage_journal.h).
+  function C:_store_jobs(search_id, jobs, writer, now)
+    local others, last = self._h:store(tostring(search_id), jobs, writer, self._seen[writer] or 0, self._pending[writer], now)
     self._pending[writer] = nil
     self._seen[writer] = last
     local waiting = self._others[writer]

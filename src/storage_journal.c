@@ -1,0 +1,327 @@
+/* storage_journal.c: the SQLite storage's journal file (see storage_journal.h).
+ *
+ * An entry: magic u32 "EVJ1", payload length u32, number u64, the payload's checksum u64, the
+ * header's u64 (so that a damaged length is damage, not a write cut short), then the payload.
+ * Native byte order: a journal is read back on the machine that wrote it (as SQLite's WAL index
+ * is), by whoever opens the database beside it next. */
+#include "storage_journal.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "clock.h"
+
+#define MAGIC 0x314a5645u /* "EVJ1" */
+#define HEADER 32
+#define SUFFIX "-evl-"
+#define TOKEN_LEN 16
+/* A file of folded entries is cut back to empty once it is this long: its entries are skipped by
+ * number anyway, and cutting it at every fold would cost a system call a fold. */
+#define TRUNCATE_AT ((size_t)1 << 20)
+
+/* Over the payload, 8 bytes a step: about a cycle a byte, on every gather's path. Not a defence
+ * against tampering (whoever can write the journal can write the database): it tells damaged
+ * bytes from an entry. */
+static uint64_t checksum(uint64_t seq, const char *p, size_t n) {
+  const uint64_t prime = 0x100000001b3ull;
+  uint64_t h = 0xcbf29ce484222325ull ^ seq ^ ((uint64_t)n << 40);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    memcpy(&w, p + i, 8);
+    h = (h ^ w) * prime;
+    h ^= h >> 29;
+  }
+  uint64_t w = 0;
+  memcpy(&w, p + i, n - i);
+  h = (h ^ w ^ (n - i)) * prime;
+  return h ^ (h >> 32);
+}
+
+/* Of a header: its length and number, so that a changed length does not pass for a cut. */
+static uint64_t head_sum(uint32_t len, uint64_t seq) {
+  uint64_t h = (seq ^ 0x9e3779b97f4a7c15ull) * 0x100000001b3ull ^ len;
+  return (h * 0xff51afd7ed558ccdull) ^ (h >> 31);
+}
+
+void journal_init(journal_t *j, const char *db_path, const char *db_id, const char *token) {
+  memset(j, 0, sizeof *j);
+  j->fd = -1;
+  buf_init(&j->unfolded);
+  if (!db_path[0] || strcmp(db_path, ":memory:") == 0) return;
+  assert(strlen(db_id) == TOKEN_LEN && strlen(token) == TOKEN_LEN);
+  int n = snprintf(j->path, sizeof j->path, "%s" SUFFIX "%s-%s", db_path, db_id, token);
+  if (n < 0 || (size_t)n >= sizeof j->path) {
+    j->path[0] = '\0'; /* a path too long for a journal: every store commits */
+    return;
+  }
+  j->name = j->path + n - TOKEN_LEN;
+}
+
+int journal_usable(const journal_t *j) { return j->path[0] && !j->broken; }
+
+/* Write all n bytes at p, whatever signals come. */
+static int write_all(int fd, const char *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Make the file: new (never a planted one or a link), with the user's umask and never
+ * world-writable, and locked before anything is in it. A replay that found it empty and unlocked
+ * in between removes it: make it again then. */
+static int create(journal_t *j, char *err, size_t errlen) {
+  for (int tries = 0; tries < 3; tries++) {
+    int fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      snprintf(err, errlen, "cannot create the journal %s: %s", j->path, strerror(errno));
+      return -1;
+    }
+    struct stat st;
+    int rc;
+    while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
+    }
+    if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
+      j->fd = fd;
+      j->file_len = 0;
+      return 0;
+    }
+    if (rc != 0) (void)unlink(j->path); /* not locked: not left for the next try to trip on */
+    (void)close(fd); /* nothing written: nothing to lose */
+  }
+  snprintf(err, errlen, "cannot create the journal %s: it was removed as it was made", j->path);
+  return -1;
+}
+
+int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_t errlen) {
+  assert(journal_usable(j));
+  if (n > UINT32_MAX) {
+    snprintf(err, errlen, "a journal entry of %zu bytes is too long", n);
+    return -1;
+  }
+  if (j->fd < 0 && create(j, err, errlen)) return -1;
+  uint32_t head[2] = {MAGIC, (uint32_t)n};
+  uint64_t seq = j->seq + 1, sum = checksum(seq, payload, n), hsum = head_sum((uint32_t)n, seq);
+  size_t at = j->unfolded.len;
+  char *e = buf_reserve(&j->unfolded, HEADER + n);
+  memcpy(e, head, sizeof head);
+  memcpy(e + 8, &seq, 8);
+  memcpy(e + 16, &sum, 8);
+  memcpy(e + 24, &hsum, 8);
+  memcpy(e + HEADER, payload, n);
+  if (write_all(j->fd, e, HEADER + n)) {
+    int why = errno;
+    /* O_APPEND: cut back to the last whole entry, and the next one follows it */
+    if (ftruncate(j->fd, (off_t)j->file_len) != 0) j->broken = 1;
+    snprintf(err, errlen, "cannot write the journal %s: %s", j->path, strerror(why));
+    return -1;
+  }
+  if (at == 0) j->since = clock_now();
+  j->unfolded.len = at + HEADER + n;
+  j->file_len += HEADER + n;
+  j->seq = seq;
+  return 0;
+}
+
+void journal_folded(journal_t *j) {
+  j->unfolded.len = 0;
+  if (j->fd >= 0 && j->file_len >= TRUNCATE_AT && ftruncate(j->fd, 0) == 0) j->file_len = 0;
+}
+
+void journal_close(journal_t *j) {
+  if (j->fd >= 0) {
+    /* removed while still locked, so that a replay waiting for the lock finds it gone */
+    if (j->unfolded.len == 0) (void)unlink(j->path);
+    (void)close(j->fd);
+    j->fd = -1;
+  }
+  buf_free(&j->unfolded);
+}
+
+void journal_forget(journal_t *j) {
+  if (j->fd >= 0) (void)close(j->fd); /* the parent's descriptor keeps the lock */
+  j->fd = -1;
+  buf_free(&j->unfolded);
+}
+
+int journal_next(const char **p, const char *end, uint64_t *seq, const char **payload, size_t *n) {
+  size_t left = (size_t)(end - *p);
+  if (left == 0) return 0;
+  uint32_t head[2] = {0, 0};
+  memcpy(head, *p, left < sizeof head ? left : sizeof head);
+  if (left >= 4 && head[0] != MAGIC) return -1;
+  if (left < HEADER) return 0; /* cut short: the end of a killed write */
+  uint64_t sum, hsum;
+  memcpy(seq, *p + 8, 8);
+  memcpy(&sum, *p + 16, 8);
+  memcpy(&hsum, *p + 24, 8);
+  if (hsum != head_sum(head[1], *seq)) return -1;
+  if (left - HEADER < head[1]) return 0;
+  if (sum != checksum(*seq, *p + HEADER, head[1])) return -1;
+  *payload = *p + HEADER;
+  *n = head[1];
+  *p += HEADER + head[1];
+  return 1;
+}
+
+/* ---- replay: the journals of writers that died ---------------------------------------------- */
+
+/* Whether name is "<base>-evl-<db_id>-<16 hex digits>": a journal of this database (one left
+ * by a database of the same name that was removed is not, and is left alone). */
+static int is_journal(const char *name, const char *base, size_t base_len, const char *db_id) {
+  size_t n = strlen(name), sl = sizeof SUFFIX - 1;
+  const char *id = name + base_len + sl;
+  if (n != base_len + sl + TOKEN_LEN + 1 + TOKEN_LEN || memcmp(name, base, base_len) != 0 ||
+      memcmp(name + base_len, SUFFIX, sl) != 0 || memcmp(id, db_id, TOKEN_LEN) != 0 || id[TOKEN_LEN] != '-')
+    return 0;
+  for (const char *c = id + TOKEN_LEN + 1; *c; c++)
+    if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f'))) return 0;
+  return 1;
+}
+
+typedef struct dead {
+  int fd;
+  char path[4096];
+} dead_t;
+
+enum { NOT_DEAD = -1, HELD = -2 };
+
+/* Open, check and lock the journal at path if it is a dead writer's: returns its fd, HELD when a
+ * live handle (or a replay) holds it, or NOT_DEAD: gone meanwhile, a link, not a regular file of
+ * this user, or removed by a replay before this one. */
+static int take_dead(const char *path) {
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return NOT_DEAD;
+  struct stat st;
+  int rc = NOT_DEAD;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) rc = HELD;
+    else if (fstat(fd, &st) == 0 && st.st_nlink > 0) return fd;
+  }
+  (void)close(fd);
+  return rc;
+}
+
+/* The whole file at fd into b. */
+static int read_file(int fd, buf_t *b) {
+  b->len = 0;
+  for (;;) {
+    char *p = buf_reserve(b, 65536);
+    ssize_t r = read(fd, p, 65536);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return -1;
+    if (r == 0) return 0;
+    b->len += (size_t)r;
+  }
+}
+
+/* Split db_path into its directory (into dir) and base name. */
+static const char *split_path(const char *db_path, char *dir, size_t dirlen) {
+  const char *slash = strrchr(db_path, '/');
+  if (!slash) {
+    snprintf(dir, dirlen, ".");
+    return db_path;
+  }
+  snprintf(dir, dirlen, "%.*s", slash == db_path ? 1 : (int)(slash - db_path), db_path);
+  return slash + 1;
+}
+
+/* The journals of the database in dir: their names into names (NUL-separated); how many. */
+static size_t list_journals(DIR *d, const char *base, const char *db_id, buf_t *names) {
+  size_t base_len = strlen(base), n = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (is_journal(de->d_name, base, base_len, db_id)) {
+      buf_add(names, de->d_name, strlen(de->d_name) + 1);
+      n++;
+    }
+  return n;
+}
+
+/* Lock, read and fold each dead journal named in names (name_at: where its token starts), in the
+ * transaction the caller began (so a replay holds a journal's lock only while it holds the
+ * database's write lock, which is what probe's callers wait on), then commit and remove them. A
+ * journal held by someone else now is a live writer's: replays wait for the write lock. */
+static int fold_dead(const char *dir, const buf_t *names, size_t count, size_t name_at, const journal_replay_ops *ops,
+                     void *ctx, char *err, size_t errlen) {
+  dead_t *taken = xmalloc(count * sizeof *taken);
+  size_t ntaken = 0;
+  int rc = 0;
+  buf_t bytes;
+  buf_init(&bytes);
+  for (const char *name = names->data; rc == 0 && name < names->data + names->len; name += strlen(name) + 1) {
+    dead_t one;
+    if ((size_t)snprintf(one.path, sizeof one.path, "%s/%s", dir, name) >= sizeof one.path) continue;
+    if ((one.fd = take_dead(one.path)) < 0) continue;
+    taken[ntaken++] = one;
+    if (read_file(one.fd, &bytes) != 0) {
+      snprintf(err, errlen, "cannot read the journal %s: %s", one.path, strerror(errno));
+      rc = -1;
+    } else if (bytes.len > 0) {
+      rc = ops->fold(ctx, name + name_at, bytes.data, bytes.len, one.path, err, errlen);
+    }
+  }
+  rc = ops->end(ctx, rc, err, errlen);
+  for (size_t i = 0; i < ntaken; i++) {
+    if (rc == 0) (void)unlink(taken[i].path); /* folded and committed; a failed unlink is folded again by number: no harm */
+    (void)close(taken[i].fd);
+  }
+  free(taken);
+  buf_free(&bytes);
+  return rc;
+}
+
+/* Whether one of the journals named in names is dead (its lock free), and whether one is held. */
+static void probe(const char *dir, const buf_t *names, int *dead, int *held) {
+  *dead = *held = 0;
+  for (const char *name = names->data; name < names->data + names->len; name += strlen(name) + 1) {
+    char path[4096];
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path) continue;
+    int fd = take_dead(path);
+    if (fd == HELD) *held = 1;
+    if (fd >= 0) {
+      *dead = 1;
+      (void)close(fd); /* unlocks it: fold_dead takes it again under the write lock */
+    }
+  }
+}
+
+int journal_replay(const char *db_path, const char *db_id, const journal_replay_ops *ops, void *ctx, char *err,
+                   size_t errlen) {
+  char dir[4096];
+  const char *base = split_path(db_path, dir, sizeof dir);
+  if (!base[0] || strcmp(db_path, ":memory:") == 0) return 0;
+  DIR *d = opendir(dir);
+  if (!d) return 0; /* not listable by this process: a process that can list it folds them */
+  buf_t names;
+  buf_init(&names);
+  size_t count = list_journals(d, base, db_id, &names);
+  (void)closedir(d);
+  int rc = 0, dead = 0, held = 0;
+  if (count > 0) probe(dir, &names, &dead, &held);
+  if (dead) {
+    rc = ops->begin(ctx, err, errlen);
+    if (rc == 0) rc = fold_dead(dir, &names, count, strlen(base) + sizeof SUFFIX - 1 + TOKEN_LEN + 1, ops, ctx, err, errlen);
+  } else if (held) {
+    /* A live writer's, or one a replay is folding under the write lock: taking that lock waits for
+     * the replay to commit, so that what it folds is seen. A wait that fails (a read-only file)
+     * only means no replay can be under way from here. */
+    char ignored[256];
+    if (ops->begin(ctx, ignored, sizeof ignored) == 0) (void)ops->end(ctx, -1, ignored, sizeof ignored);
+  }
+  buf_free(&names);
+  return rc;
+}

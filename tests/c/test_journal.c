@@ -1,0 +1,184 @@
+/* test_journal.c: unit tests of the SQLite storage's journal file (src/storage_journal.c): entries
+ * read back as written, a cut-short end is the end, damage (a changed length included) is an
+ * error; the file is made safely and removed at close; replay folds the journal of a dead writer
+ * once, never a live one's, another database's, a link, or a file that failed to fold. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "storage_journal.h"
+
+static char *dir;
+
+static char *path_in(const char *name) {
+  static char p[4096];
+  snprintf(p, sizeof p, "%s/%s", dir, name);
+  return p;
+}
+
+static int exists(const char *name) { return access(path_in(name), F_OK) == 0; }
+
+#define DB_ID "1111111111111111"
+#define J(db, token) db "-evl-" DB_ID "-" token
+
+/* Entries "e1", "e22", ... appended to a new journal of db, token "00000000000000a1". */
+static void append_some(journal_t *j, const char *db, int n) {
+  char err[256];
+  journal_init(j, db, DB_ID, "00000000000000a1");
+  for (int i = 1; i <= n; i++) {
+    char e[32];
+    snprintf(e, sizeof e, "e%.*s", i, "222222222");
+    CHECK(journal_append(j, e, strlen(e), err, sizeof err) == 0, "append %d: %s", i, err);
+  }
+}
+
+static void entries_read_back(void) {
+  journal_t j;
+  char db[4096];
+  snprintf(db, sizeof db, "%s", path_in("a.db"));
+  append_some(&j, db, 3);
+  struct stat st;
+  CHECK(stat(path_in(J("a.db", "00000000000000a1")), &st) == 0 && (st.st_mode & 0777) == (0644 & ~(mode_t)022),
+        "made with mode 0644 under umask 022");
+  size_t len;
+  char *bytes = check_read_file(path_in(J("a.db", "00000000000000a1")), &len);
+  CHECK(bytes && len == j.unfolded.len && memcmp(bytes, j.unfolded.data, len) == 0, "the file holds what is kept");
+  const char *p = bytes, *payload;
+  uint64_t seq;
+  size_t n;
+  for (int i = 1; i <= 3; i++) {
+    CHECK(journal_next(&p, bytes + len, &seq, &payload, &n) == 1 && seq == (uint64_t)i && n == (size_t)i + 1 &&
+              payload[0] == 'e',
+          "entry %d", i);
+  }
+  CHECK(journal_next(&p, bytes + len, &seq, &payload, &n) == 0, "then the end");
+  /* every cut inside the last entry is a write a kill cut short: the end, after two entries */
+  for (size_t cut = len - 1; cut > len - 36; cut--) {
+    p = bytes;
+    int k = 0;
+    while (journal_next(&p, bytes + cut, &seq, &payload, &n) == 1) k++;
+    CHECK(k == 2 && journal_next(&p, bytes + cut, &seq, &payload, &n) == 0, "cut at %zu: %d entries", cut, k);
+  }
+  /* one byte changed inside an entry, its length or its magic: damage */
+  for (size_t at = 0; at < 34; at++) {
+    bytes[at] ^= 0x10;
+    p = bytes;
+    CHECK(journal_next(&p, bytes + len, &seq, &payload, &n) == -1, "byte %zu changed", at);
+    bytes[at] ^= 0x10;
+  }
+  free(bytes);
+  journal_folded(&j);
+  CHECK(j.unfolded.len == 0, "folded: nothing waits");
+  journal_close(&j);
+  CHECK(!exists(J("a.db", "00000000000000a1")), "removed at close once folded");
+}
+
+static void unfolded_journal_stays(void) {
+  journal_t j;
+  char db[4096];
+  snprintf(db, sizeof db, "%s", path_in("b.db"));
+  append_some(&j, db, 2);
+  journal_close(&j);
+  CHECK(exists(J("b.db", "00000000000000a1")), "a journal with unfolded entries is left for a replay");
+}
+
+static void planted_file_refused(void) {
+  CHECK(check_write_file(path_in(J("c.db", "00000000000000a1")), "planted") == 0, "plant");
+  journal_t j;
+  char db[4096], err[256];
+  snprintf(db, sizeof db, "%s", path_in("c.db"));
+  journal_init(&j, db, DB_ID, "00000000000000a1");
+  CHECK(journal_append(&j, "x", 1, err, sizeof err) == -1 && strstr(err, "cannot create the journal"), "%s", err);
+  char target[4096];
+  snprintf(target, sizeof target, "%s", path_in("elsewhere"));
+  CHECK(symlink(target, path_in(J("c.db", "00000000000000b2"))) == 0, "plant a link");
+  journal_t k;
+  journal_init(&k, db, DB_ID, "00000000000000b2");
+  CHECK(journal_append(&k, "x", 1, err, sizeof err) == -1, "a planted link is not followed");
+  CHECK(!exists("elsewhere"), "nothing made through the link");
+  journal_close(&j);
+  journal_close(&k);
+  journal_init(&j, ":memory:", DB_ID, "00000000000000a1");
+  CHECK(!journal_usable(&j), "an in-memory database has no journal");
+  journal_close(&j);
+}
+
+/* The replay's storage: records what it folds; fails a fold when told to. */
+typedef struct folds {
+  int begun, ended, fail;
+  char names[8][32];
+  int entries[8], n;
+} folds_t;
+
+static int t_begin(void *ctx, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  ((folds_t *)ctx)->begun++;
+  return 0;
+}
+
+static int t_fold(void *ctx, const char *name, const char *bytes, size_t n, const char *path, char *err, size_t errlen) {
+  folds_t *f = ctx;
+  if (f->fail) {
+    snprintf(err, errlen, "cannot fold %s", path);
+    return -1;
+  }
+  const char *p = bytes, *payload;
+  uint64_t seq;
+  size_t len;
+  int k = 0;
+  while (journal_next(&p, bytes + n, &seq, &payload, &len) == 1) k++;
+  snprintf(f->names[f->n], sizeof f->names[f->n], "%s", name);
+  f->entries[f->n++] = k;
+  return 0;
+}
+
+static int t_end(void *ctx, int rc, char *err, size_t errlen) {
+  (void)err, (void)errlen;
+  ((folds_t *)ctx)->ended++;
+  return rc;
+}
+
+static const journal_replay_ops OPS = {t_begin, t_fold, t_end};
+
+static void replay_dead_once(void) {
+  char db[4096], err[256];
+  snprintf(db, sizeof db, "%s", path_in("b.db")); /* b.db's journal was left by unfolded_journal_stays */
+  journal_t live;
+  journal_init(&live, db, DB_ID, "00000000000000c3");
+  CHECK(journal_append(&live, "live", 4, err, sizeof err) == 0, "%s", err);
+  folds_t f = {0};
+  CHECK(journal_replay(db, "2222222222222222", &OPS, &f, err, sizeof err) == 0 && f.n == 0 && f.begun == 0,
+        "another database's journal is left alone");
+  f.fail = 1;
+  CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == -1 && strstr(err, J("b.db", "00000000000000a1")), "%s", err);
+  CHECK(exists(J("b.db", "00000000000000a1")), "a journal whose fold failed stays");
+  memset(&f, 0, sizeof f);
+  CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == 0, "%s", err);
+  CHECK(f.begun == 1 && f.ended == 1, "one transaction: %d %d", f.begun, f.ended);
+  CHECK(f.n == 1 && strcmp(f.names[0], "00000000000000a1") == 0 && f.entries[0] == 2, "the dead one, by token: %d", f.n);
+  CHECK(!exists(J("b.db", "00000000000000a1")), "removed once folded");
+  CHECK(exists(J("b.db", "00000000000000c3")), "the live one is left alone");
+  memset(&f, 0, sizeof f);
+  CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == 0 && f.n == 0, "nothing folded twice");
+  CHECK(f.begun == 1 && f.ended == 1, "a live journal: only a wait for the write lock (%d %d)", f.begun, f.ended);
+  journal_folded(&live);
+  journal_close(&live);
+  memset(&f, 0, sizeof f);
+  snprintf(db, sizeof db, "%s", path_in("none.db"));
+  CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == 0 && f.begun == 0, "no journal: no transaction");
+}
+
+int main(void) {
+  umask(022);
+  dir = check_tmpdir();
+  entries_read_back();
+  unfolded_journal_stays();
+  planted_file_refused();
+  replay_dead_once();
+  check_rmdir(dir);
+  return check_summary("test_journal");
+}
