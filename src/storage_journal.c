@@ -254,7 +254,8 @@ static size_t list_journals(DIR *d, const char *base, const char *db_id, buf_t *
 /* Lock, read and fold each dead journal named in names (name_at: where its token starts), in the
  * transaction the caller began (so a replay holds a journal's lock only while it holds the
  * database's write lock, which is what probe's callers wait on), then commit and remove them. A
- * journal held by someone else now is a live writer's: replays wait for the write lock. */
+ * journal still held by someone else after a few tries is a live writer's (a probe holds one for
+ * a moment; replays wait for the write lock). */
 static int fold_dead(const char *dir, const buf_t *names, size_t count, size_t name_at, const journal_replay_ops *ops,
                      void *ctx, char *err, size_t errlen) {
   dead_t *taken = xmalloc(count * sizeof *taken);
@@ -265,7 +266,9 @@ static int fold_dead(const char *dir, const buf_t *names, size_t count, size_t n
   for (const char *name = names->data; rc == 0 && name < names->data + names->len; name += strlen(name) + 1) {
     dead_t one;
     if ((size_t)snprintf(one.path, sizeof one.path, "%s/%s", dir, name) >= sizeof one.path) continue;
-    if ((one.fd = take_dead(one.path)) < 0) continue;
+    /* held: a live writer's, or another process's probe for a moment */
+    for (int tries = 0; (one.fd = take_dead(one.path)) == HELD && tries < 5; tries++) clock_sleep(0.001);
+    if (one.fd < 0) continue;
     taken[ntaken++] = one;
     if (read_file(one.fd, &bytes) != 0) {
       snprintf(err, errlen, "cannot read the journal %s: %s", one.path, strerror(errno));

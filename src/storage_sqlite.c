@@ -101,6 +101,9 @@ typedef struct db {
    * than the store's was applied (see commit) */
   sqlite3_int64 last_row;
   int mixed;
+  sqlite3_int64 top_row; /* the last jobs row this handle inserted */
+  char jwriter[64];      /* the writer of the journal's unfolded entries */
+  size_t jwlen;
   char path[512];
 } db_t;
 
@@ -741,6 +744,7 @@ static lua_Integer commit(lua_State *L, db_t *d, int with_entry, sqlite3_int64 s
   if (rc != SQLITE_OK) db_fail(L, d, "cannot store the jobs");
   run(L, d, Q_COMMIT, "cannot commit");
   journal_folded(&d->j);
+  if (d->last_row > d->top_row) d->top_row = d->last_row;
   return !d->mixed && d->last_row > seq ? d->last_row : seq;
 }
 
@@ -761,13 +765,22 @@ static int db_release(lua_State *L) {
   return 0;
 }
 
-/* Whether the journal should take this store (at time now) rather than a commit. */
-static int journal_takes(db_t *d, double now) {
+/* Whether the journal should take this store of writer's (who has seen the search's jobs up to
+ * row seq) at time now, rather than a commit. Not when this handle stored jobs the writer has not
+ * seen, nor when another evaluator's wait in the journal: evaluators sharing one storage object
+ * see each other's jobs at once, as with MemoryStorage. */
+static int journal_takes(db_t *d, double now, const char *writer, size_t wlen, lua_Integer seq) {
   journal_t *j = &d->j;
   int fast = now - d->last_store < FAST_S;
   d->last_store = now;
-  if (!fast || !journal_usable(j)) return 0;
-  return j->unfolded.len == 0 || (now - j->since < FOLD_S && j->unfolded.len < FOLD_BYTES);
+  if (!fast || !journal_usable(j) || seq < d->top_row || wlen > sizeof d->jwriter) return 0;
+  if (j->unfolded.len == 0) {
+    memcpy(d->jwriter, writer, wlen);
+    d->jwlen = wlen;
+    return 1;
+  }
+  if (wlen != d->jwlen || memcmp(writer, d->jwriter, wlen) != 0) return 0;
+  return now - j->since < FOLD_S && j->unfolded.len < FOLD_BYTES;
 }
 
 /* store(search_id, jobs, writer, seq, batches, now) -> what after(search_id, seq, writer) returns:
@@ -788,7 +801,7 @@ static int db_store(lua_State *L) {
   build_entry(L, d, search, writer, wlen, 3, count, 6);
   lua_newtable(L); /* before the append: nothing may fail after it */
   char err[256];
-  if (!now && journal_takes(d, clock_now()) && journal_append(&d->j, d->entry.data, d->entry.len, err, sizeof err) == 0) {
+  if (!now && journal_takes(d, clock_now(), writer, wlen, seq) && journal_append(&d->j, d->entry.data, d->entry.len, err, sizeof err) == 0) {
     lua_pushinteger(L, seq);
     return 2;
   } /* a journal that cannot take it (a full disk?): the database may */

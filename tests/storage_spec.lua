@@ -290,6 +290,27 @@ describe("SQLiteStorage's journal: a fast loop's stores", function()
     })
   end)
 
+  it("of two evaluators sharing one SQLiteStorage object reach each other at once", function()
+    local t = H.eval([[
+local store = evaluator.SQLiteStorage("store.db")
+local a <close> = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+local b <close> = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store, search_id = a.search_id })
+local missed, seen = 0, 0
+for i = 1, 200 do -- rounds microseconds apart: the journal's pace
+  a:submit({ { i = i } })
+  local mine = a:gather("ALL")
+  b:submit({ { i = -i } })
+  local _, others = b:gather("ALL")
+  local found = false
+  for _, j in ipairs(others) do found = found or j.id == mine[1].id end
+  if found then seen = seen + 1 else missed = missed + 1 end
+end
+report { missed = missed, seen = seen, stored = #store:load_all_job_ids(a.search_id) }
+]], { timeout = 60 })
+    assert.are.equal(0, t.missed, "b's gather did not return a's job just finished, " .. t.missed .. " times")
+    assert.are.equal(400, t.stored)
+  end)
+
   it("are in the file while a gather after them waits for a long job", function()
     local dir = H.tmpdir()
     local ok, err = pcall(function()
