@@ -774,11 +774,7 @@ static int journal_takes(db_t *d, double now, const char *writer, size_t wlen, l
   int fast = now - d->last_store < FAST_S;
   d->last_store = now;
   if (!fast || !journal_usable(j) || seq < d->top_row || wlen > sizeof d->jwriter) return 0;
-  if (j->unfolded.len == 0) {
-    memcpy(d->jwriter, writer, wlen);
-    d->jwlen = wlen;
-    return 1;
-  }
+  if (j->unfolded.len == 0) return 1;
   if (wlen != d->jwlen || memcmp(writer, d->jwriter, wlen) != 0) return 0;
   return now - j->since < FOLD_S && j->unfolded.len < FOLD_BYTES;
 }
@@ -801,7 +797,12 @@ static int db_store(lua_State *L) {
   build_entry(L, d, search, writer, wlen, 3, count, 6);
   lua_newtable(L); /* before the append: nothing may fail after it */
   char err[256];
+  int first = d->j.unfolded.len == 0;
   if (!now && journal_takes(d, clock_now(), writer, wlen, seq) && journal_append(&d->j, d->entry.data, d->entry.len, err, sizeof err) == 0) {
+    if (first) { /* the writer of what the journal holds now (journal_takes) */
+      memcpy(d->jwriter, writer, wlen);
+      d->jwlen = wlen;
+    }
     lua_pushinteger(L, seq);
     return 2;
   } /* a journal that cannot take it (a full disk?): the database may */
