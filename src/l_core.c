@@ -55,6 +55,7 @@ typedef struct core {
   int budget_spent;   /* the budget ran out and the jobs were told */
   char search_id[128];
   buf_t enc;          /* the job a submit is encoding */
+  buf_t list_enc;     /* a submit's whole list, encoded, when its caller stores it (submit's keep) */
 } core_t;
 
 /* A core's user values: its jobs in flight (slot -> job table), and the ready list. */
@@ -240,14 +241,16 @@ static void submit_look(lua_State *L, core_t *c, collect_ctx *x, uint64_t first_
   check_interrupt(L);
 }
 
-/* c:submit(list, want_jobs, first_n) -> the jobs' tables when want_jobs. first_n, when given,
- * numbers the jobs (a shared storage hands out the numbers of its search). Jobs start as the list
- * is read (the first as soon as a worker takes it, however long the list); an element that cannot be sent
- * withdraws those already launched, so nothing of a call is submitted unless all of it is. */
+/* c:submit(list, want_jobs, first_n, keep) -> the jobs' tables when want_jobs (else nil), and
+ * when keep, the list as wire_encode writes it (the encoding the jobs were sent with: a storage
+ * keeps it without encoding the list again). first_n, when given, numbers the jobs (a shared
+ * storage hands out the numbers of its search). Jobs start as the list is read (the first as soon
+ * as a worker takes it, however long the list); an element that cannot be sent withdraws those
+ * already launched, so nothing of a call is submitted unless all of it is. */
 static int core_submit(lua_State *L) {
   core_t *c = check_core(L);
   luaL_checktype(L, 2, LUA_TTABLE);
-  int want = lua_toboolean(L, 3);
+  int want = lua_toboolean(L, 3), keep = lua_toboolean(L, 5);
   lua_Integer first_n = luaL_optinteger(L, 4, -1);
   lua_settop(L, 2);
   with_pending(L); /* list at 3 */
@@ -265,8 +268,14 @@ static int core_submit(lua_State *L) {
   if (first_n >= 0) c->jobs.next_n = (uint64_t)first_n;
   uint64_t first = c->jobs.next_n;
   c->jobs.batch++;
+  keep = keep && (uint64_t)n <= UINT32_MAX;
+  if (keep) {
+    c->list_enc.len = 0;
+    wire_put_list_head(&c->list_enc, (uint32_t)n);
+  }
   for (lua_Integer i = 1; i <= n; i++) {
     submit_encode(L, c, &x, i, first);
+    if (keep) buf_add(&c->list_enc, c->enc.data, c->enc.len);
     uint32_t slot = jobs_add(&c->jobs, now);
     uint64_t num = c->jobs.recs[slot].n;
     ljob_push_submitted(L, c->search_id, num, -1);
@@ -291,7 +300,9 @@ static int core_submit(lua_State *L) {
   }
   c->ex->ops->poll(c->ex, 0, NULL, NULL);
   lua_settop(L, 4);
-  return want ? 1 : 0;
+  if (!keep) return want ? 1 : 0;
+  lua_pushlstring(L, c->list_enc.data, c->list_enc.len);
+  return 2;
 }
 
 /* c:collect("ALL" | "BATCH", size, within) -> list of finished jobs (what came back within
@@ -398,6 +409,7 @@ static int core_gc(lua_State *L) {
   jobs_free(&c->jobs);
   runner_free(&c->runner);
   buf_free(&c->enc);
+  buf_free(&c->list_enc);
   return 0;
 }
 

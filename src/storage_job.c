@@ -40,14 +40,42 @@ static const name_t META[] = {[M_SUBMIT] = NAME("timestamp_submit"), [M_START] =
                               [M_END] = NAME("timestamp_end"), [M_GATHER] = NAME("timestamp_gather"),
                               [M_RANK] = NAME("rank")};
 
-/* The code of the string key at idx among names[first..last], or 0. Lengths first: this runs for
- * every field of every job stored, and most names differ in length. */
-static int key_code(lua_State *L, int idx, const name_t *names, int first, int last) {
+/* The field names as this Lua state holds them. A string this short is interned: its text is at one
+ * address in its state, so a key is a name when its text pointer is the name's (compared by
+ * content, the names cost more than the rest of a job's record). The strings are kept in the
+ * registry under NAMES_KEY; anchor tells a state that holds them from a new one. */
+#define NAMES_KEY "evaluator.storage_job.names"
+typedef struct interned {
+  const void *anchor;
+  const char *field[F_META + 1], *meta[M_RANK + 1];
+} interned_t;
+static _Thread_local interned_t interned; /* a thread pool's states are their threads' own */
+
+static const interned_t *names_of(lua_State *L) {
+  int t = lua_getfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+  const void *anchor = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (t == LUA_TTABLE && anchor == interned.anchor) return &interned;
+  lua_createtable(L, F_META + M_RANK, 0);
+  for (int c = F_ID; c <= F_META; c++) {
+    interned.field[c] = lua_pushlstring(L, FIELD[c].s, FIELD[c].n);
+    lua_rawseti(L, -2, c);
+  }
+  for (int c = M_SUBMIT; c <= M_RANK; c++) {
+    interned.meta[c] = lua_pushlstring(L, META[c].s, META[c].n);
+    lua_rawseti(L, -2, F_META + c);
+  }
+  interned.anchor = lua_topointer(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+  return &interned;
+}
+
+/* The code of the string key at idx among names[first..last], or 0. */
+static int key_code(lua_State *L, int idx, const char *const *names, int first, int last) {
   if (lua_type(L, idx) != LUA_TSTRING) return 0;
-  size_t n;
-  const char *k = lua_tolstring(L, idx, &n);
+  const char *k = lua_tostring(L, idx);
   for (int c = first; c <= last; c++)
-    if (names[c].n == n && memcmp(names[c].s, k, n) == 0) return c;
+    if (names[c] == k) return c;
   return 0;
 }
 
@@ -58,10 +86,10 @@ static int put_entry(lua_State *L, int key, buf_t *b, char *err, size_t errlen) 
 }
 
 /* The metadata table at idx as a meta record: the runtime's timestamps and rank by code. */
-static int put_meta(lua_State *L, int idx, buf_t *b, char *err, size_t errlen) {
+static int put_meta(lua_State *L, int idx, const interned_t *in, buf_t *b, char *err, size_t errlen) {
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    int key = lua_gettop(L) - 1, code = key_code(L, key, META, M_SUBMIT, M_RANK), rc = 0;
+    int key = lua_gettop(L) - 1, code = key_code(L, key, in->meta, M_SUBMIT, M_RANK), rc = 0;
     if (code == M_RANK && lua_isinteger(L, -1)) {
       int64_t v = (int64_t)lua_tointeger(L, -1);
       buf_addc(b, M_RANK);
@@ -86,21 +114,22 @@ static int put_meta(lua_State *L, int idx, buf_t *b, char *err, size_t errlen) {
 
 /* The job table at idx as a record into b; -1 (err says why) if a value cannot be encoded. */
 static int put_record(lua_State *L, int idx, buf_t *b, char *err, size_t errlen) {
-  lua_pushliteral(L, "parameters");
+  const interned_t *in = names_of(L);
+  lua_pushlstring(L, FIELD[F_PARAMETERS].s, FIELD[F_PARAMETERS].n);
   lua_rawget(L, idx);
   int params = lua_gettop(L), rc = 0;
   buf_addc(b, JOB_RECORD);
   lua_pushnil(L);
   while (rc == 0 && lua_next(L, idx)) {
-    int key = lua_gettop(L) - 1, code = key_code(L, key, FIELD, F_ID, F_META);
+    int key = lua_gettop(L) - 1, code = key_code(L, key, in->field, F_ID, F_META);
     if (code == F_ARGS && lua_rawequal(L, -1, params)) {
       buf_addc(b, F_ARGS_SAME);
     } else if (code == F_META && lua_istable(L, -1)) {
       buf_addc(b, F_META);
-      rc = put_meta(L, key + 1, b, err, errlen);
+      rc = put_meta(L, key + 1, in, b, err, errlen);
     } else if (code && code != F_META) {
       buf_addc(b, (char)code);
-      rc = wire_encode(L, -1, b, "job", err, errlen);
+      if (wire_encode_scalar(L, -1, b) != 0) rc = wire_encode(L, -1, b, "job", err, errlen);
     } else {
       buf_addc(b, F_OTHER);
       rc = put_entry(L, key, b, err, errlen);
@@ -267,6 +296,21 @@ lua_Integer storage_encode_list(lua_State *L, int idx, int kind, const char *pre
   }
   buf_free(&one);
   return failed;
+}
+
+int storage_split_list(const char *p, size_t len, lua_Integer n, const char *prefix, size_t plen, buf_t *b,
+                       size_t *ends) {
+  const char *end = p + len;
+  ends[0] = b->len = 0;
+  if (n < 0 || (uint64_t)n > UINT32_MAX || wire_get_list_head(&p, end, (uint32_t)n)) return -1;
+  for (lua_Integer i = 1; i <= n; i++) {
+    const char *value = p;
+    if (wire_skip(&p, end)) return -1;
+    buf_add(b, prefix, plen);
+    buf_add(b, value, (size_t)(p - value));
+    ends[i] = b->len;
+  }
+  return p == end ? 0 : -1;
 }
 
 void storage_scratch_prepare(storage_scratch *s, lua_Integer n) {

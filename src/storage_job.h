@@ -25,6 +25,12 @@ enum { STORE_PARAMETERS, STORE_JOB };
 lua_Integer storage_encode_list(lua_State *L, int idx, int kind, const char *prefix, size_t len, buf_t *b,
                                 size_t *ends, lua_Integer n);
 
+/* As storage_encode_list of a list of n parameter tables, from the list's encoding (the n bytes
+ * at p: the core's, wire_put_list_head's list), without encoding anything. Returns 0, or -1 when
+ * the bytes are not a list of n values (b and ends are then to be filled another way). */
+int storage_split_list(const char *p, size_t len, lua_Integer n, const char *prefix, size_t plen, buf_t *b,
+                       size_t *ends);
+
 /* Work space of a storage's calls: encoded values and ids, and where each ends. One per handle,
  * reused by every call (nothing is allocated per call once it is large enough) and freed with the
  * handle, so that an error raised half-way leaks nothing. */

@@ -3,17 +3,19 @@
  * An entry: magic u32 "EVJ1", payload length u32, number u64, the payload's checksum u64, the
  * header's u64 (so that a damaged length is damage, not a write cut short), then the payload.
  * Native byte order: a journal is read back on the machine that wrote it (as SQLite's WAL index
- * is), by whoever opens the database beside it next. */
+ * is), by whoever opens the database beside it next. A zero magic ends the log. */
 #include "storage_journal.h"
 
 #include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,9 +25,6 @@
 #define HEADER 32
 #define SUFFIX "-evl-"
 #define TOKEN_LEN 16
-/* A file of folded entries is cut back to empty once it is this long: its entries are skipped by
- * number anyway, and cutting it at every fold would cost a system call a fold. */
-#define TRUNCATE_AT ((size_t)1 << 20)
 
 /* Over the payload, 8 bytes a step: about a cycle a byte, on every gather's path. Not a defence
  * against tampering (whoever can write the journal can write the database): it tells damaged
@@ -55,6 +54,7 @@ static uint64_t head_sum(uint32_t len, uint64_t seq) {
 void journal_init(journal_t *j, const char *db_path, const char *db_id, const char *token) {
   memset(j, 0, sizeof *j);
   j->fd = -1;
+  j->ring = JOURNAL_RING;
   buf_init(&j->unfolded);
   if (!db_path[0] || strcmp(db_path, ":memory:") == 0) return;
   assert(strlen(db_id) == TOKEN_LEN && strlen(token) == TOKEN_LEN);
@@ -68,24 +68,31 @@ void journal_init(journal_t *j, const char *db_path, const char *db_id, const ch
 
 int journal_usable(const journal_t *j) { return j->path[0] && !j->broken; }
 
-/* Write all n bytes at p, whatever signals come. */
-static int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    p += w;
-    n -= (size_t)w;
+/* The file just made at fd, allocated to its full size (so that no store into the mapping ever
+ * needs a block: on a full disk that would be SIGBUS, not an error) and mapped. */
+static int allocate(journal_t *j, int fd, char *err, size_t errlen) {
+  int rc = posix_fallocate(fd, 0, (off_t)j->ring);
+  if (rc != 0) {
+    snprintf(err, errlen, "cannot allocate the journal %s: %s", j->path, strerror(rc));
+    return -1;
   }
+  void *map = mmap(NULL, j->ring, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (map == MAP_FAILED) {
+    snprintf(err, errlen, "cannot map the journal %s: %s", j->path, strerror(errno));
+    return -1;
+  }
+  j->map = map;
+  j->pos = 0;
   return 0;
 }
 
 /* Make the file: new (never a planted one or a link), with the user's umask and never
  * world-writable, and locked before anything is in it. A replay that found it empty and unlocked
- * in between removes it: make it again then. */
+ * in between removes it: make it again then. One that cannot be allocated or mapped is removed,
+ * and j is broken. */
 static int create(journal_t *j, char *err, size_t errlen) {
   for (int tries = 0; tries < 3; tries++) {
-    int fd = open(j->path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0644);
+    int fd = open(j->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd < 0) {
       snprintf(err, errlen, "cannot create the journal %s: %s", j->path, strerror(errno));
       return -1;
@@ -95,12 +102,16 @@ static int create(journal_t *j, char *err, size_t errlen) {
     while ((rc = flock(fd, LOCK_EX)) != 0 && errno == EINTR) {
     }
     if (rc == 0 && fstat(fd, &st) == 0 && st.st_nlink > 0) {
-      j->fd = fd;
-      j->file_len = 0;
-      return 0;
+      if (allocate(j, fd, err, errlen) == 0) {
+        j->fd = fd;
+        return 0;
+      }
+      j->broken = 1;
+      rc = -1;
     }
-    if (rc != 0) (void)unlink(j->path); /* not locked: not left for the next try to trip on */
+    if (rc != 0) (void)unlink(j->path); /* not locked, or not usable: not left for anyone to trip on */
     (void)close(fd); /* nothing written: nothing to lose */
+    if (j->broken) return -1;
   }
   snprintf(err, errlen, "cannot create the journal %s: it was removed as it was made", j->path);
   return -1;
@@ -112,36 +123,51 @@ int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_
     snprintf(err, errlen, "a journal entry of %zu bytes is too long", n);
     return -1;
   }
-  if (j->fd < 0 && create(j, err, errlen)) return -1;
+  if (!j->map && create(j, err, errlen)) return -1;
+  size_t need = HEADER + n; /* and a header's room after it: the end mark */
+  if (j->pos + need + HEADER > j->ring && j->unfolded.len == 0 && j->pos > 0) {
+    /* every entry is folded: the next lap starts at the front, its first header zeroed before
+     * anything else of it is written (an entry of the last lap there would read as damaged) */
+    memset(j->map, 0, HEADER);
+    atomic_thread_fence(memory_order_release);
+    j->pos = 0;
+  }
+  if (j->pos + need + HEADER > j->ring) {
+    snprintf(err, errlen, "the journal %s is full", j->path);
+    return -1;
+  }
   uint32_t head[2] = {MAGIC, (uint32_t)n};
   uint64_t seq = j->seq + 1, sum = checksum(seq, payload, n), hsum = head_sum((uint32_t)n, seq);
   size_t at = j->unfolded.len;
-  char *e = buf_reserve(&j->unfolded, HEADER + n);
+  char *e = buf_reserve(&j->unfolded, need);
   memcpy(e, head, sizeof head);
   memcpy(e + 8, &seq, 8);
   memcpy(e + 16, &sum, 8);
   memcpy(e + 24, &hsum, 8);
   memcpy(e + HEADER, payload, n);
-  if (write_all(j->fd, e, HEADER + n)) {
-    int why = errno;
-    /* O_APPEND: cut back to the last whole entry, and the next one follows it */
-    if (ftruncate(j->fd, (off_t)j->file_len) != 0) j->broken = 1;
-    snprintf(err, errlen, "cannot write the journal %s: %s", j->path, strerror(why));
-    return -1;
-  }
+  /* The header at pos is zero (the last entry's end mark, or zeroed above): until the magic is
+   * written last, a kill leaves the log ending there. */
+  char *m = j->map + j->pos;
+  memset(m + need, 0, HEADER);
+  memcpy(m + 4, e + 4, need - 4);
+  atomic_thread_fence(memory_order_release);
+  memcpy(m, e, 4);
   if (at == 0) j->since = clock_now();
-  j->unfolded.len = at + HEADER + n;
-  j->file_len += HEADER + n;
+  j->unfolded.len = at + need;
+  j->pos += need;
   j->seq = seq;
   return 0;
 }
 
-void journal_folded(journal_t *j) {
-  j->unfolded.len = 0;
-  if (j->fd >= 0 && j->file_len >= TRUNCATE_AT && ftruncate(j->fd, 0) == 0) j->file_len = 0;
+void journal_folded(journal_t *j) { j->unfolded.len = 0; }
+
+static void unmap(journal_t *j) {
+  if (j->map) (void)munmap(j->map, j->ring);
+  j->map = NULL;
 }
 
 void journal_close(journal_t *j) {
+  unmap(j);
   if (j->fd >= 0) {
     /* removed while still locked, so that a replay waiting for the lock finds it gone */
     if (j->unfolded.len == 0) (void)unlink(j->path);
@@ -152,6 +178,7 @@ void journal_close(journal_t *j) {
 }
 
 void journal_forget(journal_t *j) {
+  unmap(j);
   if (j->fd >= 0) (void)close(j->fd); /* the parent's descriptor keeps the lock */
   j->fd = -1;
   buf_free(&j->unfolded);
@@ -162,7 +189,7 @@ int journal_next(const char **p, const char *end, uint64_t *seq, const char **pa
   if (left == 0) return 0;
   uint32_t head[2] = {0, 0};
   memcpy(head, *p, left < sizeof head ? left : sizeof head);
-  if (left >= 4 && head[0] != MAGIC) return -1;
+  if (left >= 4 && head[0] != MAGIC) return head[0] == 0 ? 0 : -1; /* zero: the end of the log */
   if (left < HEADER) return 0; /* cut short: the end of a killed write */
   uint64_t sum, hsum;
   memcpy(seq, *p + 8, 8);

@@ -1,12 +1,19 @@
 /* storage_journal.h: the SQLite storage's journal, a file beside the database that a fast search
  * loop appends to instead of committing every gather.
  *
- * A commit per gather costs system calls (WAL frames, locks) that a loop of 5 µs jobs cannot pay.
- * A journal entry costs one write(): like a commit in WAL mode, it is in the page cache before
- * gather returns, so it survives kill -9 of any process (not a power cut: neither does a
- * synchronous=NORMAL commit). The storage folds the journal into the database in one transaction
- * every few tens of milliseconds, before it waits, before it reads, and at close; a writer that
- * died leaves its journal to whoever opens the database next (journal_replay).
+ * A commit per gather costs system calls (WAL frames, locks) that a loop of 5 µs jobs cannot pay;
+ * so did a write() per gather (on a 2-core VM it was most of what storing a job cost). The journal
+ * is a file of fixed size mapped into memory (MAP_SHARED), its blocks allocated when it is made:
+ * an entry is copied into the mapping, which is the page cache, so it survives kill -9 of any
+ * process as a WAL commit does (not a power cut: neither does a synchronous=NORMAL commit), and
+ * costs no system call. The storage folds the journal into the database in one transaction every
+ * few tens of milliseconds, before it waits, before it reads, and at close; a writer that died
+ * leaves its journal to whoever opens the database next (journal_replay).
+ *
+ * The file is a ring: once every entry in it is folded, the next starts again at its front. The
+ * log ends at the first header whose magic is zero: a new entry's space is marked so before its
+ * payload is copied, and its magic is written last, so that an entry a kill interrupted is never
+ * read, nor anything of an earlier lap behind it.
  *
  * One journal per open handle, named "<database>-evl-<database id>-<16 hex digits>" (the id: a
  * random one the database holds, so that a journal left beside a database that was removed is
@@ -23,13 +30,19 @@
 
 #include "buf.h"
 
+/* The size of a journal file (journal_t.ring): a fold comes well before (FOLD_BYTES in
+ * storage_sqlite.c). */
+#define JOURNAL_RING ((size_t)8 << 20)
+
 typedef struct journal {
   int fd;           /* -1 until the first append */
-  int broken;       /* a failed append could not be undone: append no more */
+  int broken;       /* the file could not be made whole: every store commits */
   char path[4096];  /* "" when the database has no file (":memory:"): no journal */
   const char *name; /* the handle's token within path: what the database records */
   uint64_t seq;     /* the number of the last entry appended */
-  size_t file_len;  /* bytes in the file */
+  size_t ring;      /* the file's size (JOURNAL_RING; a test makes it small before the first append) */
+  char *map;        /* the file, mapped; NULL until the first append */
+  size_t pos;       /* where the next entry goes in it */
   buf_t unfolded;   /* the entries appended and not folded yet, as they are in the file */
   double since;     /* clock_now() at the first unfolded entry */
 } journal_t;
@@ -41,10 +54,11 @@ void journal_init(journal_t *j, const char *db_path, const char *db_id, const ch
 /* Whether j can take entries (a file database, no failed append left behind). */
 int journal_usable(const journal_t *j);
 
-/* Append one entry of the n bytes at payload: one write() to the file (created, and locked, on
- * the first append), and a copy kept in j->unfolded for the fold.
- * Returns 0, or -1 with err saying why: then the file is as before the call (or, if it could not
- * be cut back, j is broken and the partial entry is the file's last: a torn end, never read). */
+/* Append one entry of the n bytes at payload: copied into the file (created, allocated, mapped and
+ * locked on the first append), and a copy kept in j->unfolded for the fold.
+ * Returns 0, or -1 with err saying why, the log as before: the file cannot be made (then j is
+ * broken when it was made but could not be allocated or mapped), or the entry does not fit in
+ * what the unfolded entries leave of the ring (fold them, or commit it another way). */
 int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_t errlen);
 
 /* The entries in j->unfolded are in the database now (the transaction that says so committed). */
@@ -59,8 +73,8 @@ void journal_close(journal_t *j);
 void journal_forget(journal_t *j);
 
 /* Read the entry at *p (end: the end of the bytes): its number, payload and length, and move *p
- * past it. Returns 1, 0 at the end (also when the last entry is cut short: a write that a killed
- * process did not finish, and whose gather never returned), or -1 when the bytes are damaged. */
+ * past it. Returns 1, 0 at the end of the log (a header whose magic is zero, or the end of the
+ * bytes, also inside an entry: a file cut short), or -1 when the bytes are damaged. */
 int journal_next(const char **p, const char *end, uint64_t *seq, const char **payload, size_t *n);
 
 /* What journal_replay asks of the storage. None may longjmp.

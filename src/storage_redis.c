@@ -443,8 +443,9 @@ static int rd_release(lua_State *L) {
 }
 
 /* Append, inside a MULTI, the writes of the batches listed at idx ({first, params_list, stop,
- * claimed_ids} each): their jobs stored as submitted, claimed ids no longer unfinished. Returns
- * the number of commands appended. */
+ * claimed_ids, encoded} each; encoded: the list as the core encoded it, when a string): their
+ * jobs stored as submitted, claimed ids no longer unfinished. Returns the number of commands
+ * appended. */
 static int append_batches(lua_State *L, rd_t *r, int idx, const char *sid, size_t sid_len, const char *skey, size_t sl,
                           const char *prefix, size_t plen) {
   lua_Integer nb = lua_istable(L, idx) ? (lua_Integer)lua_rawlen(L, idx) : 0;
@@ -457,7 +458,11 @@ static int append_batches(lua_State *L, rd_t *r, int idx, const char *sid, size_
     lua_rawgeti(L, -2, 2);
     lua_Integer n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
     storage_scratch_prepare(w, n);
-    (void)storage_encode_list(L, -1, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n); /* the core sent them */
+    size_t elen;
+    const char *encoded = lua_rawgeti(L, -3, 5) == LUA_TSTRING ? lua_tolstring(L, -1, &elen) : NULL; /* the batch, under first and list */
+    if (!encoded || storage_split_list(encoded, elen, n, prefix, plen, &w->values, w->ends))
+      (void)storage_encode_list(L, -2, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n); /* the core sent them */
+    lua_pop(L, 1);
     for (lua_Integer i = 1; i <= n; i++) { /* "<search_id>.<n>" */
       buf_add(&w->ids, sid, sid_len);
       buf_addc(&w->ids, '.');

@@ -177,27 +177,39 @@ static int enc_table(enc_t *e, int idx, const path_t *pt, int depth) {
   return 0;
 }
 
-static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
-  lua_State *L = e->L;
-  switch (lua_type(L, idx)) {
-    case LUA_TNIL: buf_addc(e->b, W_NIL); return 0;
-    case LUA_TBOOLEAN: buf_addc(e->b, lua_toboolean(L, idx) ? W_TRUE : W_FALSE); return 0;
+/* Values that are not tables: 0, or -1 (nothing appended) for another type or a string too long. */
+static inline int enc_scalar(lua_State *L, int type, int idx, buf_t *b) {
+  switch (type) {
+    case LUA_TNIL: buf_addc(b, W_NIL); return 0;
+    case LUA_TBOOLEAN: buf_addc(b, lua_toboolean(L, idx) ? W_TRUE : W_FALSE); return 0;
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) {
         uint64_t v = (uint64_t)lua_tointeger(L, idx);
-        put_raw(e->b, W_INT, &v, sizeof v);
+        put_raw(b, W_INT, &v, sizeof v);
       } else {
         double v = lua_tonumber(L, idx);
-        put_raw(e->b, W_FLOAT, &v, sizeof v);
+        put_raw(b, W_FLOAT, &v, sizeof v);
       }
       return 0;
     case LUA_TSTRING: {
       size_t n;
       const char *s = lua_tolstring(L, idx, &n);
-      if (n > UINT32_MAX) return enc_fail(e, pt, "is a string over 4 GiB", "strings must be shorter");
-      put_str(e->b, s, (uint32_t)n);
+      if (n > UINT32_MAX) return -1;
+      put_str(b, s, (uint32_t)n);
       return 0;
     }
+    default: return -1;
+  }
+}
+
+int wire_encode_scalar(lua_State *L, int idx, buf_t *b) { return enc_scalar(L, lua_type(L, idx), idx, b); }
+
+static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
+  lua_State *L = e->L;
+  int type = lua_type(L, idx);
+  if (enc_scalar(L, type, idx, e->b) == 0) return 0;
+  switch (type) {
+    case LUA_TSTRING: return enc_fail(e, pt, "is a string over 4 GiB", "strings must be shorter");
     case LUA_TTABLE: return enc_table(e, idx, pt, depth);
     case LUA_TLIGHTUSERDATA:
       if (!lua_touserdata(L, idx)) return buf_addc(e->b, W_NULL), 0;
@@ -208,6 +220,11 @@ static int enc_value(enc_t *e, int idx, const path_t *pt, int depth) {
       return enc_fail(e, pt, what, SENDABLE);
     }
   }
+}
+
+void wire_put_list_head(buf_t *b, uint32_t n) {
+  uint32_t counts[2] = {n, 0};
+  put_raw(b, W_TABLE, counts, sizeof counts);
 }
 
 /* Parameters are shallow: encode without a cycle check first, and only a value deeper than
@@ -322,3 +339,12 @@ static int skip_value(const char **p, const char *end, int depth) {
 }
 
 int wire_skip(const char **p, const char *end) { return skip_value(p, end, 0); }
+
+int wire_get_list_head(const char **p, const char *end, uint32_t n) {
+  const char *q = *p;
+  uint32_t narr, nrest;
+  if (q >= end || *q++ != W_TABLE || wire_get_u32(&q, end, &narr) || wire_get_u32(&q, end, &nrest)) return -1;
+  if (narr != n || nrest != 0) return -1;
+  *p = q;
+  return 0;
+}

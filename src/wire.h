@@ -21,6 +21,20 @@
  * On error b may hold a partial value: callers truncate it back. Never raises. */
 int wire_encode(lua_State *L, int idx, buf_t *b, const char *name, char *err, size_t errlen);
 
+/* Append the value at idx to b, as wire_encode would, when it is nil, a boolean, a number or a
+ * string under 4 GiB: 0. Anything else: -1, nothing appended (wire_encode it, for its error). For
+ * a job's fields, on every stored job's path, where wire_encode's set-up cost more than the value. */
+int wire_encode_scalar(lua_State *L, int idx, buf_t *b);
+
+/* Append the head of a list of n values (a table of keys 1..n) as wire_encode writes it: the n
+ * values must follow, each as wire_encode writes it. For a list whose values were encoded
+ * already (a submit's parameters, for the storage). */
+void wire_put_list_head(buf_t *b, uint32_t n);
+
+/* Read at *p (not past end) the head wire_put_list_head writes, of a list of n values, and move
+ * *p to its first value. Returns 0, or -1 when the bytes do not begin so. */
+int wire_get_list_head(const char **p, const char *end, uint32_t n);
+
 /* Push the value encoded at *p (not past end) and advance *p. Returns 0, or -1 on a malformed
  * buffer, pushing nothing. Raises only on Lua memory errors. */
 int wire_decode(lua_State *L, const char **p, const char *end);

@@ -276,9 +276,14 @@ describe("SQLiteStorage's journal: a fast loop's stores", function()
           and r.stderr:find("move it away", 1, true), H.describe(r))
         assert.truthy(r.stderr:find("script.lua:%d+: SQLiteStorage"), "the error names the user's line: " .. H.describe(r))
         os.remove(copy)
-        -- a write cut short by the kill: the start of an entry header
-        local f = assert(io.open(path, "ab"))
-        f:write("EVJ1\0\4\0\0\1\2")
+        -- an entry the kill interrupted: all of it but its magic, which is written last, at the
+        -- end of the log (the first zero magic after the entries: string.unpack walks them)
+        local at = 0
+        while bytes:sub(at + 1, at + 4) == "EVJ1" do at = at + 32 + string.unpack("<I4", bytes, at + 5) end
+        assert.are.equal("\0\0\0\0", bytes:sub(at + 1, at + 4), "the log ends with a zero magic")
+        local f = assert(io.open(path, "r+b"))
+        f:seek("set", at)
+        f:write("\0\0\0\0", string.pack("<I4", 8), ("\xff"):rep(24), "torn job")
         f:close()
       end,
       after = function(dir)

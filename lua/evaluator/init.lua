@@ -238,12 +238,13 @@ function Evaluator:submit(list)
   end
   local store = self._storage
   local first_n = store and #list > 0 and checked(store._reserve, store, self.search_id, #list, list, self._writer) or nil
-  local ok, jobs = pcall(self._core.submit, self._core, list, self._want_jobs, first_n)
+  -- encoded: the list as the core encoded it to send it, which the storage keeps as it is
+  local ok, jobs, encoded = pcall(self._core.submit, self._core, list, self._want_jobs, first_n, first_n ~= nil)
   if not ok then
     if first_n then store:_unreserve(first_n, #list, self._writer) end
     error(jobs, 0) -- the core's message, placed already
   end
-  if first_n then store:_submitted(self.search_id, first_n, list, self._writer) end
+  if first_n then store:_submitted(self.search_id, first_n, list, self._writer, encoded) end
   if jobs then
     for _, job in ipairs(jobs) do call_hook(self, "on_launch", job) end
   end

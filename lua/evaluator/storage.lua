@@ -5,8 +5,9 @@
 --
 -- What an evaluator asks of a storage (private methods, the same for the three):
 --   _reserve(search_id, count, list, writer) -> the first of count job numbers no one else gets
---   _submitted(search_id, first, list, writer) the core took them: they are stored as submitted
---       (parameters from list), and those whose parameters tables came from _unfinished are
+--   _submitted(search_id, first, list, writer, encoded) the core took them: they are stored as
+--       submitted (parameters from list, encoded: the list as the core encoded it, wire.h's
+--       encoding), and those whose parameters tables came from _unfinished are
 --       marked resubmitted, all at once, at the latest with the next _store_jobs (_unreserve(first,
 --       count, writer) instead when the core refused them)
 --   _has_pending(writer), _flush(search_id, writer) jobs not in the database yet (submitted ones
@@ -195,12 +196,12 @@ local function handle_class(name)
 
   -- The core took the submit: its batch is stored with the next write (claims_of: the jobs listed
   -- by _unfinished that it submits again, marked in that write).
-  function C:_submitted(_, first, list, writer)
+  function C:_submitted(_, first, list, writer, encoded)
     local claims = next(self._resubmit) ~= nil and claims_of(self, list) or nil -- only after unfinished_jobs
     if claims then forget_claims(self, list) end
     local p = self._pending[writer] or {}
     self._pending[writer] = p
-    p[#p + 1] = { first, list, self._blocks[writer].stop, claims }
+    p[#p + 1] = { first, list, self._blocks[writer].stop, claims, encoded }
   end
 
   function C:_has_pending(writer) return self._pending[writer] ~= nil or self._h:waiting() end

@@ -1,7 +1,9 @@
 /* test_journal.c: unit tests of the SQLite storage's journal file (src/storage_journal.c): entries
  * read back as written, a cut-short end is the end, damage (a changed length included) is an
- * error; the file is made safely and removed at close; replay folds the journal of a dead writer
- * once, never a live one's, another database's, a link, or a file that failed to fold. */
+ * error; the ring: a full one refuses an entry, a folded one starts a new lap, and what a kill
+ * leaves of an interrupted entry ends the log; the file is made safely and removed at close;
+ * replay folds the journal of a dead writer once, never a live one's, another database's, a link,
+ * or a file that failed to fold. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,9 +46,10 @@ static void entries_read_back(void) {
   struct stat st;
   CHECK(stat(path_in(J("a.db", "00000000000000a1")), &st) == 0 && (st.st_mode & 0777) == (0644 & ~(mode_t)022),
         "made with mode 0644 under umask 022");
-  size_t len;
-  char *bytes = check_read_file(path_in(J("a.db", "00000000000000a1")), &len);
-  CHECK(bytes && len == j.unfolded.len && memcmp(bytes, j.unfolded.data, len) == 0, "the file holds what is kept");
+  size_t size, len = j.unfolded.len; /* len: the log's bytes */
+  char *bytes = check_read_file(path_in(J("a.db", "00000000000000a1")), &size);
+  CHECK(bytes && size == JOURNAL_RING && memcmp(bytes, j.unfolded.data, len) == 0, "the file holds what is kept");
+  CHECK(bytes && memcmp(bytes + len, "\0\0\0\0", 4) == 0, "then a zero magic: the end mark");
   const char *p = bytes, *payload;
   uint64_t seq;
   size_t n;
@@ -55,7 +58,7 @@ static void entries_read_back(void) {
               payload[0] == 'e',
           "entry %d", i);
   }
-  CHECK(journal_next(&p, bytes + len, &seq, &payload, &n) == 0, "then the end");
+  CHECK(journal_next(&p, bytes + size, &seq, &payload, &n) == 0 && p == bytes + len, "then the end");
   /* every cut inside the last entry is a write a kill cut short: the end, after two entries */
   for (size_t cut = len - 1; cut > len - 36; cut--) {
     p = bytes;
@@ -75,6 +78,54 @@ static void entries_read_back(void) {
   CHECK(j.unfolded.len == 0, "folded: nothing waits");
   journal_close(&j);
   CHECK(!exists(J("a.db", "00000000000000a1")), "removed at close once folded");
+}
+
+/* The entries of the log in the file of j, from its front: how many, and the number of the first. */
+static int entries_in_file(journal_t *j, uint64_t *first) {
+  size_t size;
+  char *bytes = check_read_file(j->path, &size);
+  const char *p = bytes, *payload;
+  uint64_t seq;
+  size_t n;
+  int k = 0, rc;
+  while ((rc = journal_next(&p, bytes + size, &seq, &payload, &n)) == 1)
+    if (k++ == 0) *first = seq;
+  free(bytes);
+  return rc < 0 ? -1 : k;
+}
+
+/* A 512-byte ring: three 132-byte entries fill it (each needs room for the end mark after it). */
+static void ring_laps(void) {
+  journal_t j;
+  char db[4096], err[256], e[100];
+  snprintf(db, sizeof db, "%s", path_in("r.db"));
+  journal_init(&j, db, DB_ID, "00000000000000d4");
+  j.ring = 512;
+  memset(e, 'x', sizeof e);
+  for (int i = 1; i <= 3; i++) CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == 0, "append %d: %s", i, err);
+  CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == -1 && strstr(err, "is full"), "full: %s", err);
+  CHECK(j.unfolded.len == 3 * 132 && j.seq == 3, "a refused entry changes nothing");
+  uint64_t first = 0;
+  CHECK(entries_in_file(&j, &first) == 3 && first == 1, "the first lap");
+  journal_folded(&j);
+  CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == 0, "folded: a new lap: %s", err);
+  CHECK(entries_in_file(&j, &first) == 1 && first == 4, "the new lap's entry only, not the last lap's behind it");
+  CHECK(journal_append(&j, e, 40, err, sizeof err) == 0, "%s", err);
+  CHECK(entries_in_file(&j, &first) == 2 && first == 4, "the lap goes on");
+  /* a kill before an entry's magic was written: the log ends before it, nothing damaged */
+  memset(j.map + 132, 0, 4);
+  CHECK(entries_in_file(&j, &first) == 1 && first == 4, "an interrupted entry ends the log");
+  /* a kill after a new lap's front was zeroed: an empty log */
+  memset(j.map, 0, 4);
+  CHECK(entries_in_file(&j, &first) == 0, "an empty lap");
+  journal_folded(&j);
+  CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == 0, "%s", err);
+  char big[600];
+  memset(big, 'y', sizeof big);
+  journal_folded(&j);
+  CHECK(journal_append(&j, big, sizeof big, err, sizeof err) == -1 && strstr(err, "is full"), "larger than the ring: %s", err);
+  journal_close(&j);
+  CHECK(!exists(J("r.db", "00000000000000d4")), "removed at close once folded");
 }
 
 static void unfolded_journal_stays(void) {
@@ -176,6 +227,7 @@ int main(void) {
   umask(022);
   dir = check_tmpdir();
   entries_read_back();
+  ring_laps();
   unfolded_journal_stays();
   planted_file_refused();
   replay_dead_once();

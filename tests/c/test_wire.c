@@ -1,5 +1,6 @@
 /* test_wire.c: unit tests of the wire codec (src/wire.c): exact round trips, one depth limit for
- * encode, decode and skip, key paths in errors, and malformed buffers refused without a trace. */
+ * encode, decode and skip, key paths in errors, malformed buffers refused without a trace, and a
+ * list put together from its encoded values (a submit's, for the storage) as wire_encode writes it. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,38 @@ static void round_trips(lua_State *L) {
     buf_free(&b);
   }
   lua_settop(L, same - 1);
+}
+
+/* wire_put_list_head and the values one by one: the bytes of wire_encode of the list; the head
+ * reads back for its length only. */
+static void list_from_values(lua_State *L) {
+  buf_t whole, parts, one;
+  buf_init(&whole);
+  buf_init(&parts);
+  buf_init(&one);
+  char err[256];
+  check_dostring(L, "return { {x = 1, act = 'relu'}, {x = 2.5, lr = {0.1, 0.2}}, {} }");
+  CHECK(wire_encode(L, -1, &whole, "list", err, sizeof err) == 0, "%s", err);
+  wire_put_list_head(&parts, 3);
+  for (int i = 1; i <= 3; i++) {
+    lua_rawgeti(L, -1, i);
+    one.len = 0;
+    CHECK(wire_encode(L, -1, &one, "parameters", err, sizeof err) == 0, "%s", err);
+    buf_add(&parts, one.data, one.len);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  CHECK(parts.len == whole.len && memcmp(parts.data, whole.data, whole.len) == 0, "the same bytes as the list's");
+  const char *p = parts.data, *end = parts.data + parts.len;
+  CHECK(wire_get_list_head(&p, end, 2) == -1 && p == parts.data, "a head of 3 is not one of 2");
+  CHECK(wire_get_list_head(&p, end, 3) == 0 && wire_skip(&p, end) == 0, "the head, then the first value");
+  p = one.data; /* {}: a table, but a list of 0 values only with nothing else in it */
+  CHECK(wire_get_list_head(&p, one.data + one.len, 0) == 0, "an empty table is a list of 0");
+  p = one.data;
+  CHECK(wire_get_list_head(&p, one.data + 3, 0) == -1, "a head cut short");
+  buf_free(&whole);
+  buf_free(&parts);
+  buf_free(&one);
 }
 
 static void null_crosses(lua_State *L) {
@@ -194,6 +227,7 @@ static void malformed(lua_State *L) {
 int main(void) {
   lua_State *L = check_lua();
   round_trips(L);
+  list_from_values(L);
   null_crosses(L);
   one_depth_limit(L);
   error_paths(L);
