@@ -58,7 +58,7 @@ UNIT_CC ?= cc
 UNIT_FLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O1 -pthread -Isrc -Itests/c $(shell pkg-config --cflags lua5.4) \
   -fsanitize=address,undefined,float-cast-overflow -fno-sanitize-recover=all -fno-omit-frame-pointer
 UNIT_LIBS = $(shell pkg-config --libs lua5.4) -lm -pthread
-UNIT_SRCS_wire = src/wire.c src/buf.c
+UNIT_SRCS_wire = src/wire.c src/buf.c src/storage_job.c
 UNIT_SRCS_json = src/json.c src/numfmt.c src/buf.c
 UNIT_SRCS_csv = src/csv.c src/buf.c
 UNIT_SRCS_numfmt = src/numfmt.c

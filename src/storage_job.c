@@ -56,17 +56,19 @@ static const interned_t *names_of(lua_State *L) {
   const void *anchor = lua_topointer(L, -1);
   lua_pop(L, 1);
   if (t == LUA_TTABLE && anchor == interned.anchor) return &interned;
+  interned_t made = {0}; /* into the cache only once anchored: a memory error on the way leaves it as it was */
   lua_createtable(L, F_META + M_RANK, 0);
   for (int c = F_ID; c <= F_META; c++) {
-    interned.field[c] = lua_pushlstring(L, FIELD[c].s, FIELD[c].n);
+    made.field[c] = lua_pushlstring(L, FIELD[c].s, FIELD[c].n);
     lua_rawseti(L, -2, c);
   }
   for (int c = M_SUBMIT; c <= M_RANK; c++) {
-    interned.meta[c] = lua_pushlstring(L, META[c].s, META[c].n);
+    made.meta[c] = lua_pushlstring(L, META[c].s, META[c].n);
     lua_rawseti(L, -2, F_META + c);
   }
-  interned.anchor = lua_topointer(L, -1);
+  made.anchor = lua_topointer(L, -1);
   lua_setfield(L, LUA_REGISTRYINDEX, NAMES_KEY);
+  interned = made;
   return &interned;
 }
 

@@ -17,6 +17,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -68,10 +69,24 @@ void journal_init(journal_t *j, const char *db_path, const char *db_id, const ch
 
 int journal_usable(const journal_t *j) { return j->path[0] && !j->broken; }
 
+/* Whether a file system of type t writes every block anew (btrfs, ZFS, bcachefs): an allocated
+ * block is no promise for its next write there, and a store into a mapped page that cannot get a
+ * block on a full disk is SIGBUS, which would end the process. */
+static int copies_on_write(long t) {
+  return t == 0x9123683eL /* btrfs */ || t == 0x2fc12fc1L /* zfs */ || t == 0xca451a4eL /* bcachefs */;
+}
+
 /* The file just made at fd, allocated to its full size (so that no store into the mapping ever
  * needs a block: on a full disk that would be SIGBUS, not an error) and mapped. */
 static int allocate(journal_t *j, int fd, char *err, size_t errlen) {
-  int rc = posix_fallocate(fd, 0, (off_t)j->ring);
+  struct statfs fs;
+  if (fstatfs(fd, &fs) == 0 && copies_on_write(fs.f_type)) {
+    snprintf(err, errlen, "the journal %s is on a copy-on-write file system: rounds are committed", j->path);
+    return -1;
+  }
+  int rc;
+  while ((rc = posix_fallocate(fd, 0, (off_t)j->ring)) == EINTR) {
+  }
   if (rc != 0) {
     snprintf(err, errlen, "cannot allocate the journal %s: %s", j->path, strerror(rc));
     return -1;
@@ -184,12 +199,23 @@ void journal_forget(journal_t *j) {
   buf_free(&j->unfolded);
 }
 
+/* Zero, or the magic part written: the end of the log. The magic is written last, with one store
+ * where a 4-byte copy is one (x86-64, aarch64); where it is not, a kill may leave some of its
+ * bytes, never other ones. */
+static int magic_unwritten(uint32_t v) {
+  for (int shift = 0; shift < 32; shift += 8) {
+    uint32_t byte = (v >> shift) & 0xff;
+    if (byte != 0 && byte != ((MAGIC >> shift) & 0xff)) return 0;
+  }
+  return 1;
+}
+
 int journal_next(const char **p, const char *end, uint64_t *seq, const char **payload, size_t *n) {
   size_t left = (size_t)(end - *p);
   if (left == 0) return 0;
   uint32_t head[2] = {0, 0};
   memcpy(head, *p, left < sizeof head ? left : sizeof head);
-  if (left >= 4 && head[0] != MAGIC) return head[0] == 0 ? 0 : -1; /* zero: the end of the log */
+  if (left >= 4 && head[0] != MAGIC) return magic_unwritten(head[0]) ? 0 : -1;
   if (left < HEADER) return 0; /* cut short: the end of a killed write */
   uint64_t sum, hsum;
   memcpy(seq, *p + 8, 8);

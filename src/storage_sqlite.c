@@ -163,6 +163,11 @@ static void run(lua_State *L, db_t *d, int q, const char *what) {
 static db_t *check_db(lua_State *L) {
   db_t *d = luaL_checkudata(L, 1, DB_MT);
   if (!d->h) luaL_error(L, "SQLiteStorage(\"%s\") is closed", d->path);
+  /* A forked process's copy shares the parent's connection and journal mapping: writing through
+   * it would overwrite the parent's entries. */
+  if (d->pid != getpid())
+    luaL_error(L, "SQLiteStorage(\"%s\") was opened by another process (pid %d): open it again in this one", d->path,
+               (int)d->pid);
   /* Only a Lua memory error can leave a call between BEGIN and COMMIT: end it here. */
   if (!sqlite3_get_autocommit(d->h)) end_work(d);
   if (!d->h) luaL_error(L, "SQLiteStorage(\"%s\") is closed", d->path);
@@ -448,8 +453,10 @@ static void put_batches(lua_State *L, db_t *d, buf_t *b, int idx) {
     size_t at = b->len;
     put_u32(b, 0); /* the list's length, known once it is encoded */
     size_t elen;
-    if (lua_rawgeti(L, -1, 5) == LUA_TSTRING) {
-      const char *encoded = lua_tolstring(L, -1, &elen);
+    const char *encoded = lua_rawgeti(L, -1, 5) == LUA_TSTRING ? lua_tolstring(L, -1, &elen) : NULL, *p = encoded;
+    /* The core checked each element's depth alone; in the list each is one level deeper, and one
+     * at the limit would not read back: such a list is encoded here, which says so. */
+    if (encoded && wire_skip(&p, encoded + elen) == 0 && p == encoded + elen) {
       buf_add(b, encoded, elen);
     } else {
       lua_rawgeti(L, -2, 2);

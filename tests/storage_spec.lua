@@ -316,6 +316,26 @@ report { missed = missed, seen = seen, stored = #store:load_all_job_ids(a.search
     assert.are.equal(400, t.stored)
   end)
 
+  -- The core encodes each submitted table alone and the storage keeps the list it made of them;
+  -- in the list each is one level deeper: one at the depth limit must not be stored unreadable.
+  it("keep a submitted list one level short of the depth limit out, with the error that names it", function()
+    local t = H.eval([[
+local function deep(n) local t = {} for _ = 1, n do t = { t } end return t end
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return 1 end, "serial", { storage = store })
+ev:submit({ { x = deep(198) }, { y = 1 } })
+local ok, err = pcall(ev.gather, ev, "ALL")
+local other = evaluator.SQLiteStorage("store.db")
+local reader <close> = evaluator.create(function() return 1 end, "serial", { storage = other, search_id = ev.search_id })
+local ok2, unfinished = pcall(reader.unfinished_jobs, reader)
+report { ok = ok, err = tostring(err), ok2 = ok2, unfinished = ok2 and #unfinished or tostring(unfinished) }
+]], { timeout = 60 })
+    assert.is_false(t.ok)
+    assert.truthy(t.err:find("nested too deeply", 1, true), t.err)
+    assert.is_true(t.ok2, "the stored search does not read back: " .. tostring(t.unfinished))
+    assert.are.equal(0, t.unfinished)
+  end)
+
   it("are in the file while a gather after them waits for a long job", function()
     local dir = H.tmpdir()
     local ok, err = pcall(function()

@@ -5,10 +5,13 @@
  * replay folds the journal of a dead writer once, never a live one's, another database's, a link,
  * or a file that failed to fold. */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -128,6 +131,74 @@ static void ring_laps(void) {
   CHECK(!exists(J("r.db", "00000000000000d4")), "removed at close once folded");
 }
 
+/* The real writer killed at random moments: a process appends entries of varied lengths (up to
+ * 40 KB) to a small ring, "folding" every few (so that it laps), until SIGKILL. What it leaves always reads as
+ * whole entries, numbered in order, then the end: never damage. */
+static void killed_writer_leaves_a_log(void) {
+  int damaged = 0, runs = 100, read_some = 0;
+  static char e[40000]; /* long entries: a kill lands inside their copy often */
+  for (int run = 0; run < runs; run++) {
+    char db[4096], token[17];
+    snprintf(db, sizeof db, "%s", path_in("k.db"));
+    snprintf(token, sizeof token, "%016x", 0xe000 + run);
+    pid_t pid = fork();
+    if (pid == 0) {
+      journal_t j;
+      char err[256];
+      journal_init(&j, db, DB_ID, token);
+      j.ring = 200000;
+      for (unsigned i = 0;; i++) {
+        size_t n = 1 + (i * 7919) % sizeof e;
+        memset(e, 'a' + (int)(i % 26), n);
+        if (journal_append(&j, e, n, err, sizeof err) != 0) journal_folded(&j); /* full: fold, lap */
+        if (i % 7 == 0) journal_folded(&j);
+      }
+    }
+    struct timespec ts = {0, 300000L + (long)(run % 10) * 170000L};
+    nanosleep(&ts, NULL);
+    kill(pid, SIGKILL);
+    (void)waitpid(pid, NULL, 0);
+    char name[200];
+    snprintf(name, sizeof name, "k.db-evl-" DB_ID "-%s", token);
+    size_t size;
+    char *bytes = check_read_file(path_in(name), &size);
+    if (!bytes) continue; /* killed before its first entry */
+    const char *p = bytes, *payload;
+    uint64_t seq, last = 0;
+    size_t n;
+    int rc, k = 0;
+    while ((rc = journal_next(&p, bytes + size, &seq, &payload, &n)) == 1) {
+      if (k++ > 0 && seq != last + 1) rc = -1;
+      last = seq;
+      if (rc < 0) break;
+    }
+    if (rc < 0) damaged++;
+    if (k > 0) read_some++;
+    free(bytes);
+    (void)unlink(path_in(name));
+  }
+  CHECK(damaged == 0, "%d of %d killed writers left a log that reads as damaged", damaged, runs);
+  CHECK(read_some > 0, "no killed writer left an entry: the test kills too soon");
+}
+
+/* A magic whose store a kill interrupted byte by byte (where a 4-byte copy is not one store):
+ * the end of the log, as a zero one; any other byte there is damage. */
+static void partly_written_magic(void) {
+  char bytes[64] = {0};
+  const char *p, *payload;
+  uint64_t seq;
+  size_t n;
+  memcpy(bytes, "EV\0\0", 4);
+  p = bytes;
+  CHECK(journal_next(&p, bytes + sizeof bytes, &seq, &payload, &n) == 0, "part of the magic: the end");
+  memcpy(bytes, "\0\0J1", 4);
+  p = bytes;
+  CHECK(journal_next(&p, bytes + sizeof bytes, &seq, &payload, &n) == 0, "the other part: the end");
+  memcpy(bytes, "EX\0\0", 4);
+  p = bytes;
+  CHECK(journal_next(&p, bytes + sizeof bytes, &seq, &payload, &n) == -1, "a byte no magic has: damage");
+}
+
 static void unfolded_journal_stays(void) {
   journal_t j;
   char db[4096];
@@ -228,6 +299,8 @@ int main(void) {
   dir = check_tmpdir();
   entries_read_back();
   ring_laps();
+  killed_writer_leaves_a_log();
+  partly_written_magic();
   unfolded_journal_stays();
   planted_file_refused();
   replay_dead_once();

@@ -1,6 +1,7 @@
 /* test_wire.c: unit tests of the wire codec (src/wire.c): exact round trips, one depth limit for
  * encode, decode and skip, key paths in errors, malformed buffers refused without a trace, and a
- * list put together from its encoded values (a submit's, for the storage) as wire_encode writes it. */
+ * list put together from its encoded values (a submit's, for the storage) as wire_encode writes it,
+ * split again as the storage would have encoded its values (storage_split_list). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 #include <lauxlib.h>
 
 #include "check.h"
+#include "storage_job.h"
 #include "wire.h"
 
 /* Runs Lua source that returns one value and encodes it; returns wire_encode's status. */
@@ -88,6 +90,21 @@ static void list_from_values(lua_State *L) {
   }
   lua_pop(L, 1);
   CHECK(parts.len == whole.len && memcmp(parts.data, whole.data, whole.len) == 0, "the same bytes as the list's");
+  buf_t split, encoded;
+  buf_init(&split);
+  buf_init(&encoded);
+  size_t split_ends[4], encoded_ends[4];
+  check_dostring(L, "return { {x = 1, act = 'relu'}, {x = 2.5, lr = {0.1, 0.2}}, {} }");
+  CHECK(storage_encode_list(L, -1, STORE_PARAMETERS, "w", 1, &encoded, encoded_ends, 3) == 0, "encoded");
+  lua_pop(L, 1);
+  CHECK(storage_split_list(parts.data, parts.len, 3, "w", 1, &split, split_ends) == 0, "split");
+  CHECK(split.len == encoded.len && memcmp(split.data, encoded.data, split.len) == 0 &&
+            memcmp(split_ends, encoded_ends, sizeof split_ends) == 0,
+        "the split values are the ones the storage would have encoded");
+  CHECK(storage_split_list(parts.data, parts.len, 2, "w", 1, &split, split_ends) == -1, "not a list of 2");
+  CHECK(storage_split_list(parts.data, parts.len - 1, 3, "w", 1, &split, split_ends) == -1, "cut short");
+  buf_free(&split);
+  buf_free(&encoded);
   const char *p = parts.data, *end = parts.data + parts.len;
   CHECK(wire_get_list_head(&p, end, 2) == -1 && p == parts.data, "a head of 3 is not one of 2");
   CHECK(wire_get_list_head(&p, end, 3) == 0 && wire_skip(&p, end) == 0, "the head, then the first value");
