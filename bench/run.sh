@@ -354,7 +354,7 @@ for fn in ackley rosenbrock; do
 done
 
 # ---- 10: storage: the async loop with no storage, SQLite, Redis, in one mpirun -------------------
-note "10: storage: the async loop (64 jobs in flight) with no storage, SQLiteStorage, RedisStorage ($REPS runs; in each, the fastest of 3 rounds of each, in turn)"
+note "10: storage: the async loop (64 jobs in flight) with no storage, SQLiteStorage, RedisStorage ($REPS runs; in each, the fastest of 6 rounds of each, in turn)"
 RPORT=""
 for ((try = 0; try < 5; try++)); do # a private redis-server on a free loopback port
   [ -n "$RPORT" ] && break

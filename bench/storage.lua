@@ -1,8 +1,12 @@
 -- storage.lua: the async search loop (gather("BATCH", 1) + resubmit, no-op jobs, mpicomm) with no
--- storage, with SQLiteStorage and with RedisStorage, in turn in one mpirun, ROUNDS times each
--- (none, sqlite, redis, none, ...), so that the ratios compare runs of the same moment; each
--- takes its fastest round (3 ranks on 2 cores: a round's speed depends on where the ranks land).
--- usage: mpirun -np 3 evaluator-lua bench/storage.lua N DB_PATH REDIS_PORT [IN_FLIGHT (64)] [ONLY] [ROUNDS (3)]
+-- storage, with SQLiteStorage and with RedisStorage, in turn in one mpirun, ROUNDS times each,
+-- each round starting with the next kind (none, sqlite, redis; sqlite, redis, none; ...), so that
+-- the ratios compare runs of the same moment and no kind always follows the same one; each takes
+-- its fastest round. 3 ranks on 2 cores: a round's speed depends on where the scheduler puts the
+-- ranks (the root alone on a core, or sharing one with a spinning worker: about 1.6x apart), and
+-- 6 rounds give each kind its fast placement at least once in most runs (3 did not for SQLite in
+-- about half of them).
+-- usage: mpirun -np 3 evaluator-lua bench/storage.lua N DB_PATH REDIS_PORT [IN_FLIGHT (64)] [ONLY] [ROUNDS (6)]
 -- Rank 0 prints: STORAGE jobs=N none=R sqlite=R redis=R sqlite_ratio=X redis_ratio=Y (R in jobs/s)
 -- ONLY (none, sqlite or redis) runs that loop alone, to profile it (callgrind): ONLY=R and the
 -- jobs per gather are printed.
@@ -55,8 +59,10 @@ if only then
 end
 local stores = { sqlite = evaluator.SQLiteStorage(db_path), redis = evaluator.RedisStorage { host = "127.0.0.1", port = redis_port } }
 local best = {}
-for _ = 1, math.tointeger(tonumber(arg[6] or "3")) do
-  for _, kind in ipairs({ "none", "sqlite", "redis" }) do
+local KINDS = { "none", "sqlite", "redis" }
+for round = 1, math.tointeger(tonumber(arg[6] or "6")) do
+  for i = 1, #KINDS do
+    local kind = KINDS[(round + i - 2) % #KINDS + 1] -- each round starts with the next kind: none follows each
     local rate = loop(stores[kind])
     if rate then best[kind] = math.max(best[kind] or 0, rate) end
   end

@@ -6,6 +6,7 @@
 #include "storage_sqlite.h"
 
 #include <assert.h>
+#include <pthread.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,12 +161,26 @@ static void run(lua_State *L, db_t *d, int q, const char *what) {
   check_rc(L, d, sqlite3_reset(d->q[q]), what);
 }
 
+/* This process's pid, without getpid()'s system call on every store: a forked child learns its
+ * own in pthread_atfork's handler. */
+static pid_t self_pid;
+static pthread_once_t self_pid_once = PTHREAD_ONCE_INIT;
+static void note_pid(void) { self_pid = getpid(); }
+static void watch_forks(void) {
+  note_pid();
+  (void)pthread_atfork(NULL, NULL, note_pid); /* fails only without memory: then every call asks */
+}
+static pid_t current_pid(void) {
+  (void)pthread_once(&self_pid_once, watch_forks);
+  return self_pid;
+}
+
 static db_t *check_db(lua_State *L) {
   db_t *d = luaL_checkudata(L, 1, DB_MT);
   if (!d->h) luaL_error(L, "SQLiteStorage(\"%s\") is closed", d->path);
   /* A forked process's copy shares the parent's connection and journal mapping: writing through
    * it would overwrite the parent's entries. */
-  if (d->pid != getpid())
+  if (d->pid != current_pid())
     luaL_error(L, "SQLiteStorage(\"%s\") was opened by another process (pid %d): open it again in this one", d->path,
                (int)d->pid);
   /* Only a Lua memory error can leave a call between BEGIN and COMMIT: end it here. */
@@ -917,7 +932,7 @@ static int db_unfinished(lua_State *L) {
  * never raises. */
 static int db_close(lua_State *L) {
   db_t *d = luaL_checkudata(L, 1, DB_MT);
-  if (d->h && d->pid != getpid()) { /* a forked process-pool worker's copy: the connection and the journal are the root's */
+  if (d->h && d->pid != current_pid()) { /* a forked process-pool worker's copy: the connection and the journal are the root's */
     d->h = NULL;
     journal_forget(&d->j);
     return 0;
@@ -1159,7 +1174,7 @@ static int db_open(lua_State *L) {
   db_t *d = lua_newuserdatauv(L, sizeof *d, 0);
   memset(d, 0, sizeof *d);
   snprintf(d->path, sizeof d->path, "%s", path);
-  d->pid = getpid();
+  d->pid = current_pid();
   journal_init(&d->j, "", "", token); /* none until the database's id is read */
   set_handle_mt(L);
   if (sqlite3_open_v2(path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {

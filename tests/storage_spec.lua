@@ -316,6 +316,22 @@ report { missed = missed, seen = seen, stored = #store:load_all_job_ids(a.search
     assert.are.equal(400, t.stored)
   end)
 
+  -- A process pool's worker is a fork of the root: its copy of the storage shares the root's
+  -- connection and journal mapping, and must not write through them.
+  it("belong to the process that opened them: a forked worker calling one gets an error saying so", function()
+    local t = H.eval([[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function() return #store:load_all_search_ids() end, "process",
+  { num_workers = 1, storage = store })
+ev:submit({ {} })
+local job = ev:gather("ALL")[1]
+report { objective = job.objective, error = tostring(job.metadata.error), here = #store:load_all_search_ids() }
+]], { timeout = 60 })
+    assert.are.equal("F", t.objective, "the worker's call did not fail")
+    assert.truthy(t.error:find("was opened by another process", 1, true), t.error)
+    assert.are.equal(1, t.here, "the root's own calls still work")
+  end)
+
   -- The core encodes each submitted table alone and the storage keeps the list it made of them;
   -- in the list each is one level deeper: one at the depth limit must not be stored unreadable.
   it("keep a submitted list one level short of the depth limit out, with the error that names it", function()
