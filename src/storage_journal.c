@@ -20,6 +20,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "clock.h"
 
 #define MAGIC 0x314a5645u /* "EVJ1" */
@@ -56,7 +57,6 @@ void journal_init(journal_t *j, const char *db_path, const char *db_id, const ch
   memset(j, 0, sizeof *j);
   j->fd = -1;
   j->ring = JOURNAL_RING;
-  buf_init(&j->unfolded);
   if (!db_path[0] || strcmp(db_path, ":memory:") == 0) return;
   assert(strlen(db_id) == TOKEN_LEN && strlen(token) == TOKEN_LEN);
   int n = snprintf(j->path, sizeof j->path, "%s" SUFFIX "%s-%s", db_path, db_id, token);
@@ -140,7 +140,7 @@ int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_
   }
   if (!j->map && create(j, err, errlen)) return -1;
   size_t need = HEADER + n; /* and a header's room after it: the end mark */
-  if (j->pos + need + HEADER > j->ring && j->unfolded.len == 0 && j->pos > 0) {
+  if (j->pos + need + HEADER > j->ring && j->unfolded == 0 && j->pos > 0) {
     /* every entry is folded: the next lap starts at the front, its first header zeroed before
      * anything else of it is written (an entry of the last lap there would read as damaged) */
     memset(j->map, 0, HEADER);
@@ -153,28 +153,29 @@ int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_
   }
   uint32_t head[2] = {MAGIC, (uint32_t)n};
   uint64_t seq = j->seq + 1, sum = checksum(seq, payload, n), hsum = head_sum((uint32_t)n, seq);
-  size_t at = j->unfolded.len;
-  char *e = buf_reserve(&j->unfolded, need);
-  memcpy(e, head, sizeof head);
-  memcpy(e + 8, &seq, 8);
-  memcpy(e + 16, &sum, 8);
-  memcpy(e + 24, &hsum, 8);
-  memcpy(e + HEADER, payload, n);
+  char h[HEADER];
+  memcpy(h, head, sizeof head);
+  memcpy(h + 8, &seq, 8);
+  memcpy(h + 16, &sum, 8);
+  memcpy(h + 24, &hsum, 8);
   /* The header at pos is zero (the last entry's end mark, or zeroed above): until the magic is
    * written last, a kill leaves the log ending there. */
   char *m = j->map + j->pos;
   memset(m + need, 0, HEADER);
-  memcpy(m + 4, e + 4, need - 4);
+  memcpy(m + HEADER, payload, n);
+  memcpy(m + 4, h + 4, HEADER - 4);
   atomic_thread_fence(memory_order_release);
-  memcpy(m, e, 4);
-  if (at == 0) j->since = clock_now();
-  j->unfolded.len = at + need;
+  memcpy(m, h, 4);
+  if (j->unfolded == 0) j->since = clock_now();
+  j->unfolded += need;
   j->pos += need;
   j->seq = seq;
   return 0;
 }
 
-void journal_folded(journal_t *j) { j->unfolded.len = 0; }
+const char *journal_unfolded(const journal_t *j) { return j->map ? j->map + j->pos - j->unfolded : ""; }
+
+void journal_folded(journal_t *j) { j->unfolded = 0; }
 
 static void unmap(journal_t *j) {
   if (j->map) (void)munmap(j->map, j->ring);
@@ -185,18 +186,16 @@ void journal_close(journal_t *j) {
   unmap(j);
   if (j->fd >= 0) {
     /* removed while still locked, so that a replay waiting for the lock finds it gone */
-    if (j->unfolded.len == 0) (void)unlink(j->path);
+    if (j->unfolded == 0) (void)unlink(j->path);
     (void)close(j->fd);
     j->fd = -1;
   }
-  buf_free(&j->unfolded);
 }
 
 void journal_forget(journal_t *j) {
   unmap(j);
   if (j->fd >= 0) (void)close(j->fd); /* the parent's descriptor keeps the lock */
   j->fd = -1;
-  buf_free(&j->unfolded);
 }
 
 /* Zero, or the magic part written: the end of the log. The magic is written last, with one store

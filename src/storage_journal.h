@@ -28,8 +28,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "buf.h"
-
 /* The size of a journal file (journal_t.ring): a fold comes well before (FOLD_BYTES in
  * storage_sqlite.c). */
 #define JOURNAL_RING ((size_t)8 << 20)
@@ -43,7 +41,8 @@ typedef struct journal {
   size_t ring;      /* the file's size (JOURNAL_RING; a test makes it small before the first append) */
   char *map;        /* the file, mapped; NULL until the first append */
   size_t pos;       /* where the next entry goes in it */
-  buf_t unfolded;   /* the entries appended and not folded yet, as they are in the file */
+  size_t unfolded;  /* bytes of entries appended and not folded yet: the file's last before pos
+                       (a new lap starts only once they are folded), journal_unfolded */
   double since;     /* clock_now() at the first unfolded entry */
 } journal_t;
 
@@ -55,13 +54,17 @@ void journal_init(journal_t *j, const char *db_path, const char *db_id, const ch
 int journal_usable(const journal_t *j);
 
 /* Append one entry of the n bytes at payload: copied into the file (created, allocated, mapped and
- * locked on the first append), and a copy kept in j->unfolded for the fold.
+ * locked on the first append), where the fold reads it (journal_unfolded).
  * Returns 0, or -1 with err saying why, the log as before: the file cannot be made (then j is
  * broken when it was made but could not be allocated or mapped), or the entry does not fit in
  * what the unfolded entries leave of the ring (fold them, or commit it another way). */
 int journal_append(journal_t *j, const void *payload, size_t n, char *err, size_t errlen);
 
-/* The entries in j->unfolded are in the database now (the transaction that says so committed). */
+/* The j->unfolded bytes of entries not folded yet, as they are in the file (journal_next reads
+ * them); valid until the next append. */
+const char *journal_unfolded(const journal_t *j);
+
+/* The unfolded entries are in the database now (the transaction that says so committed). */
 void journal_folded(journal_t *j);
 
 /* Remove the file (only when nothing in it waits to be folded: otherwise the next process to open

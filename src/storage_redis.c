@@ -461,7 +461,7 @@ static int append_batches(lua_State *L, rd_t *r, int idx, const char *sid, size_
     size_t elen;
     const char *encoded = lua_rawgeti(L, -3, 5) == LUA_TSTRING ? lua_tolstring(L, -1, &elen) : NULL; /* the batch, under first and list */
     if (!encoded || storage_split_list(encoded, elen, n, prefix, plen, &w->values, w->ends))
-      (void)storage_encode_list(L, -2, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n); /* the core sent them */
+      (void)storage_encode_list(L, -2, STORE_PARAMETERS, prefix, plen, &w->values, w->ends, n); /* not the core's: encoded here */
     lua_pop(L, 1);
     for (lua_Integer i = 1; i <= n; i++) { /* "<search_id>.<n>" */
       buf_add(&w->ids, sid, sid_len);

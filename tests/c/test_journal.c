@@ -49,9 +49,9 @@ static void entries_read_back(void) {
   struct stat st;
   CHECK(stat(path_in(J("a.db", "00000000000000a1")), &st) == 0 && (st.st_mode & 0777) == (0644 & ~(mode_t)022),
         "made with mode 0644 under umask 022");
-  size_t size, len = j.unfolded.len; /* len: the log's bytes */
+  size_t size, len = j.unfolded; /* len: the log's bytes */
   char *bytes = check_read_file(path_in(J("a.db", "00000000000000a1")), &size);
-  CHECK(bytes && size == JOURNAL_RING && memcmp(bytes, j.unfolded.data, len) == 0, "the file holds what is kept");
+  CHECK(bytes && size == JOURNAL_RING && memcmp(bytes, journal_unfolded(&j), len) == 0, "the file holds what is kept");
   CHECK(bytes && memcmp(bytes + len, "\0\0\0\0", 4) == 0, "then a zero magic: the end mark");
   const char *p = bytes, *payload;
   uint64_t seq;
@@ -78,7 +78,7 @@ static void entries_read_back(void) {
   }
   free(bytes);
   journal_folded(&j);
-  CHECK(j.unfolded.len == 0, "folded: nothing waits");
+  CHECK(j.unfolded == 0, "folded: nothing waits");
   journal_close(&j);
   CHECK(!exists(J("a.db", "00000000000000a1")), "removed at close once folded");
 }
@@ -107,7 +107,7 @@ static void ring_laps(void) {
   memset(e, 'x', sizeof e);
   for (int i = 1; i <= 3; i++) CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == 0, "append %d: %s", i, err);
   CHECK(journal_append(&j, e, sizeof e, err, sizeof err) == -1 && strstr(err, "is full"), "full: %s", err);
-  CHECK(j.unfolded.len == 3 * 132 && j.seq == 3, "a refused entry changes nothing");
+  CHECK(j.unfolded == 3 * 132 && j.seq == 3, "a refused entry changes nothing");
   uint64_t first = 0;
   CHECK(entries_in_file(&j, &first) == 3 && first == 1, "the first lap");
   journal_folded(&j);
