@@ -182,14 +182,16 @@ static void unmap(journal_t *j) {
   j->map = NULL;
 }
 
-void journal_close(journal_t *j) {
+int journal_close(journal_t *j) {
   unmap(j);
+  int removed = 0;
   if (j->fd >= 0) {
     /* removed while still locked, so that a replay waiting for the lock finds it gone */
-    if (j->unfolded == 0) (void)unlink(j->path);
+    removed = j->unfolded == 0 && unlink(j->path) == 0;
     (void)close(j->fd);
     j->fd = -1;
   }
+  return removed;
 }
 
 void journal_forget(journal_t *j) {
@@ -246,6 +248,7 @@ static int is_journal(const char *name, const char *base, size_t base_len, const
 
 typedef struct dead {
   int fd;
+  const char *token; /* its handle's token, in the list of names */
   char path[4096];
 } dead_t;
 
@@ -321,18 +324,21 @@ static int fold_dead(const char *dir, const buf_t *names, size_t count, size_t n
     /* held: a live writer's, or another process's probe for a moment */
     for (int tries = 0; (one.fd = take_dead(one.path)) == HELD && tries < 5; tries++) clock_sleep(0.001);
     if (one.fd < 0) continue;
+    one.token = name + name_at;
     taken[ntaken++] = one;
     if (read_file(one.fd, &bytes) != 0) {
       snprintf(err, errlen, "cannot read the journal %s: %s", one.path, strerror(errno));
       rc = -1;
     } else if (bytes.len > 0) {
-      rc = ops->fold(ctx, name + name_at, bytes.data, bytes.len, one.path, err, errlen);
+      rc = ops->fold(ctx, one.token, bytes.data, bytes.len, one.path, err, errlen);
     }
   }
   rc = ops->end(ctx, rc, err, errlen);
   for (size_t i = 0; i < ntaken; i++) {
-    if (rc == 0) (void)unlink(taken[i].path); /* folded and committed; a failed unlink is folded again by number: no harm */
+    /* folded and committed; a failed unlink is folded again by number (its record stays): no harm */
+    int removed = rc == 0 && unlink(taken[i].path) == 0;
     (void)close(taken[i].fd);
+    if (removed) ops->forget(ctx, taken[i].token);
   }
   free(taken);
   buf_free(&bytes);

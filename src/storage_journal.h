@@ -68,8 +68,10 @@ const char *journal_unfolded(const journal_t *j);
 void journal_folded(journal_t *j);
 
 /* Remove the file (only when nothing in it waits to be folded: otherwise the next process to open
- * the database folds it) and free j. */
-void journal_close(journal_t *j);
+ * the database folds it) and free j. Returns 1 when this call removed the file: then, and only
+ * then, the database's record of how far it was folded may go (the file cannot come back to be
+ * folded twice); 0 otherwise (already closed, left for a replay, or not removable). */
+int journal_close(journal_t *j);
 
 /* Close j's copy of the file and free j, leaving the file as it is: in a forked child, whose
  * parent's handle owns the journal (the lock stays the parent's). */
@@ -84,11 +86,15 @@ int journal_next(const char **p, const char *end, uint64_t *seq, const char **pa
  * begin: start the transaction the dead journals are folded in (once there is a journal file);
  * fold: fold the n bytes of the journal named name (its handle's token; the file is at path) in it;
  * end: commit it when rc is 0, else roll it back; returns 0 once committed.
- * Each returns 0, or -1 with err saying why. */
+ * Each returns 0, or -1 with err saying why.
+ * forget: the journal named name was folded, committed and removed: its record may go (after the
+ * removal, never before: a record gone with the file still there would fold it twice). Best
+ * effort: a record left behind is harmless. */
 typedef struct journal_replay_ops {
   int (*begin)(void *ctx, char *err, size_t errlen);
   int (*fold)(void *ctx, const char *name, const char *bytes, size_t n, const char *path, char *err, size_t errlen);
   int (*end)(void *ctx, int rc, char *err, size_t errlen);
+  void (*forget)(void *ctx, const char *name);
 } journal_replay_ops;
 
 /* Fold the journals of dead writers of the database at db_path (id db_id), in one transaction:

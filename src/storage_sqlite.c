@@ -59,7 +59,7 @@ static const char *const SCHEMA =
  * cost of storing a job, and the reads that look jobs up by number (load_jobs, export, resume)
  * scan the search's rows once instead. */
 enum { Q_BEGIN, Q_COMMIT, Q_NEW_SEARCH, Q_SEARCH_IDS, Q_HAS_SEARCH, Q_JOB_NUMBERS, Q_LOAD, Q_RESERVE,
-       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_RELEASE, Q_FOLDED, Q_SET_FOLDED, Q_COUNT };
+       Q_SUBMIT, Q_CLAIM, Q_STORE, Q_AFTER, Q_UNFINISHED, Q_SETTLED, Q_RELEASE, Q_FOLDED, Q_SET_FOLDED, Q_FORGET, Q_COUNT };
 static const char *const SQL[Q_COUNT] = {
     [Q_BEGIN] = "BEGIN IMMEDIATE",
     [Q_COMMIT] = "COMMIT",
@@ -81,8 +81,9 @@ static const char *const SQL[Q_COUNT] = {
     [Q_RELEASE] = "UPDATE batches SET next_n = ?3 WHERE search = ?1 AND next_n = ?2"
                   " AND first_n = (SELECT max(first_n) FROM batches WHERE search = ?1)",
     [Q_FOLDED] = "SELECT folded FROM journals WHERE name = ?1",
-    /* kept when the journal is gone: a journal removed after its fold is never folded again */
     [Q_SET_FOLDED] = "INSERT OR REPLACE INTO journals (name, folded) VALUES (?1, ?2)",
+    /* only once the file is removed: a journal still there with no record would be folded again */
+    [Q_FORGET] = "DELETE FROM journals WHERE name = ?1",
 };
 
 /* A store comes within FAST_S of the one before: the loop is fast, and its store goes to the
@@ -714,6 +715,12 @@ static int set_folded(db_t *d, const char *name, uint64_t seq) {
   return exec_write(d, Q_SET_FOLDED, rc);
 }
 
+/* The journal name was removed once folded: its record goes, in a transaction of its own (best
+ * effort: a record left behind only takes a row). */
+static void forget_journal(db_t *d, const char *name) {
+  (void)exec_write(d, Q_FORGET, sqlite3_bind_text(d->q[Q_FORGET], 1, name, -1, SQLITE_STATIC));
+}
+
 static void add_span(db_t *d, const char *p, size_t n) {
   span_t e = {p, n};
   buf_add(&d->spans, &e, sizeof e);
@@ -946,6 +953,7 @@ static int db_close(lua_State *L) {
       if (rc == SQLITE_OK) journal_folded(&d->j);
       else end_work(d);
     }
+    if (d->h && journal_close(&d->j)) forget_journal(d, d->j.name);
     if (d->h) shut(d);
   }
   return 0;
@@ -1006,7 +1014,9 @@ static int replay_end(void *ctx, int rc, char *err, size_t errlen) {
   return rc;
 }
 
-static const journal_replay_ops REPLAY = {replay_begin, replay_fold, replay_end};
+static void replay_forget(void *ctx, const char *name) { forget_journal(ctx, name); }
+
+static const journal_replay_ops REPLAY = {replay_begin, replay_fold, replay_end, replay_forget};
 
 /* Fold the journals of writers that died since this handle was opened (a peer killed mid-search):
  * before listing unfinished jobs, which would otherwise list jobs finished in them. */

@@ -291,8 +291,31 @@ describe("SQLiteStorage's journal: a fast loop's stores", function()
         assert.are.equal("0\n", py(dir, "print(sqlite3.connect(DB).execute("
           .. "'SELECT count(*) FROM (SELECT 1 FROM jobs GROUP BY search, n HAVING count(*) > 1)').fetchone()[0])"),
           "a job was stored twice")
+        assert.are.equal("0\n", py(dir, "print(sqlite3.connect(DB).execute('SELECT count(*) FROM journals').fetchone()[0])"),
+          "the records of the journals removed (the dead one, the resumed run's) stay")
       end,
     })
+  end)
+
+  it("leave no record behind once removed: 5 runs of a fast loop, each closing, leave the journals table empty", function()
+    local dir = H.tmpdir()
+    local ok, err = pcall(function()
+      for _ = 1, 5 do
+        local t = H.result(run_in(dir, [[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store })
+for i = 1, 300 do ev:submit({ { i = i } }); ev:gather("ALL") end -- rounds microseconds apart: the journal's pace
+report { n = #store:load_all_job_ids(ev.search_id) }
+]]))
+        assert.are.equal(300, t.n)
+      end
+      assert.are.same({}, journals(dir), "a journal file is left")
+      assert.are.equal("5 0\n", py(dir, "c = sqlite3.connect(DB)\n"
+        .. "print(c.execute('SELECT count(*) FROM jobs').fetchone()[0] // 300, c.execute('SELECT count(*) FROM journals').fetchone()[0])"),
+        "5 searches' jobs, and no journal's record (one per run was left behind)")
+    end)
+    H.rmdir(dir)
+    assert(ok, err)
   end)
 
   it("of two evaluators sharing one SQLiteStorage object reach each other at once", function()

@@ -79,8 +79,9 @@ static void entries_read_back(void) {
   free(bytes);
   journal_folded(&j);
   CHECK(j.unfolded == 0, "folded: nothing waits");
-  journal_close(&j);
+  CHECK(journal_close(&j) == 1, "close says it removed the file (its record may go)");
   CHECK(!exists(J("a.db", "00000000000000a1")), "removed at close once folded");
+  CHECK(journal_close(&j) == 0, "closed twice: removed once");
 }
 
 /* The entries of the log in the file of j, from its front: how many, and the number of the first. */
@@ -204,7 +205,7 @@ static void unfolded_journal_stays(void) {
   char db[4096];
   snprintf(db, sizeof db, "%s", path_in("b.db"));
   append_some(&j, db, 2);
-  journal_close(&j);
+  CHECK(journal_close(&j) == 0, "close says it left the file (its record stays)");
   CHECK(exists(J("b.db", "00000000000000a1")), "a journal with unfolded entries is left for a replay");
 }
 
@@ -234,6 +235,8 @@ typedef struct folds {
   int begun, ended, fail;
   char names[8][32];
   int entries[8], n;
+  char forgotten[8][32];
+  int nforgotten;
 } folds_t;
 
 static int t_begin(void *ctx, char *err, size_t errlen) {
@@ -264,7 +267,15 @@ static int t_end(void *ctx, int rc, char *err, size_t errlen) {
   return rc;
 }
 
-static const journal_replay_ops OPS = {t_begin, t_fold, t_end};
+static void t_forget(void *ctx, const char *name) {
+  folds_t *f = ctx;
+  char file[128];
+  snprintf(file, sizeof file, "%s%s", J("b.db", ""), name);
+  CHECK(!exists(file), "forgotten only once removed: %s", name);
+  if (f->nforgotten < 8) snprintf(f->forgotten[f->nforgotten++], sizeof f->forgotten[0], "%s", name);
+}
+
+static const journal_replay_ops OPS = {t_begin, t_fold, t_end, t_forget};
 
 static void replay_dead_once(void) {
   char db[4096], err[256];
@@ -278,11 +289,13 @@ static void replay_dead_once(void) {
   f.fail = 1;
   CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == -1 && strstr(err, J("b.db", "00000000000000a1")), "%s", err);
   CHECK(exists(J("b.db", "00000000000000a1")), "a journal whose fold failed stays");
+  CHECK(f.nforgotten == 0, "and its record too");
   memset(&f, 0, sizeof f);
   CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == 0, "%s", err);
   CHECK(f.begun == 1 && f.ended == 1, "one transaction: %d %d", f.begun, f.ended);
   CHECK(f.n == 1 && strcmp(f.names[0], "00000000000000a1") == 0 && f.entries[0] == 2, "the dead one, by token: %d", f.n);
   CHECK(!exists(J("b.db", "00000000000000a1")), "removed once folded");
+  CHECK(f.nforgotten == 1 && strcmp(f.forgotten[0], "00000000000000a1") == 0, "then its record may go: %d", f.nforgotten);
   CHECK(exists(J("b.db", "00000000000000c3")), "the live one is left alone");
   memset(&f, 0, sizeof f);
   CHECK(journal_replay(db, DB_ID, &OPS, &f, err, sizeof err) == 0 && f.n == 0, "nothing folded twice");
