@@ -93,6 +93,10 @@ static const char *const SQL[Q_COUNT] = {
 #define FAST_S 0.005
 #define FOLD_S 0.05
 #define FOLD_BYTES ((size_t)4 << 20)
+/* A handle that reads the others' jobs folds the journals of writers that died since, every
+ * REPLAY_S; after a replay that failed (a damaged journal, a lock held too long), REPLAY_RETRY_S. */
+#define REPLAY_S 1.0
+#define REPLAY_RETRY_S 30.0
 
 typedef struct db {
   sqlite3 *h;
@@ -102,6 +106,7 @@ typedef struct db {
   buf_t spans, done; /* of the fold under way: its entries (span_t), its finished jobs (job_t) */
   journal_t j;
   double last_store; /* clock_now() at the last store call */
+  double next_replay; /* clock_now() from which a read of the others' jobs replays dead journals */
   pid_t pid;         /* the process that opened it: a forked child never closes or folds it */
   char id[17];       /* the database's id (ident) */
   /* of the commit under way: the last jobs row inserted, and whether an entry of another writer
@@ -263,6 +268,7 @@ static void push_stored(lua_State *L, db_t *d, int q, int col) {
 
 static void fold_first(lua_State *L, db_t *d);
 static void replay_dead(lua_State *L, db_t *d);
+static void replay_now_and_then(db_t *d);
 
 static int db_create_search(lua_State *L) {
   db_t *d = check_db(L);
@@ -778,6 +784,7 @@ static int apply_journal(db_t *d, int with_entry, const char *own, size_t own_le
  * handle was among them. */
 static lua_Integer commit(lua_State *L, db_t *d, int with_entry, sqlite3_int64 search, lua_Integer seq,
                           const char *writer, size_t wlen) {
+  if (writer) replay_now_and_then(d);
   run(L, d, Q_BEGIN, "cannot write");
   if (writer) seq = push_after(L, d, search, seq, writer, wlen);
   d->last_row = 0;
@@ -859,6 +866,7 @@ static int db_after(lua_State *L) {
   lua_Integer seq = luaL_checkinteger(L, 3);
   size_t wlen;
   const char *writer = check_writer(L, 4, &wlen);
+  replay_now_and_then(d);
   fold_first(L, d);
   lua_pushinteger(L, push_after(L, d, search_rowid(L, 2), seq, writer, wlen));
   return 2;
@@ -1023,6 +1031,18 @@ static const journal_replay_ops REPLAY = {replay_begin, replay_fold, replay_end,
 static void replay_dead(lua_State *L, db_t *d) {
   char why[512];
   if (journal_replay(d->path, d->id, &REPLAY, d, why, sizeof why)) luaL_error(L, "SQLiteStorage(\"%s\"): %s", d->path, why);
+  d->next_replay = clock_now() + REPLAY_S;
+}
+
+/* Before a read of the others' jobs, now and then: what a writer that died since left in its
+ * journal (jobs its gather had returned) reaches the evaluators still running the search, not
+ * only the next process that opens the database. Never raises: a replay that fails is tried
+ * again later, and the next open names the damaged file. */
+static void replay_now_and_then(db_t *d) {
+  double now = clock_now();
+  if (now < d->next_replay) return;
+  char ignored[512];
+  d->next_replay = now + (journal_replay(d->path, d->id, &REPLAY, d, ignored, sizeof ignored) ? REPLAY_RETRY_S : REPLAY_S);
 }
 
 /* ---- opening: any number of processes at once, on a new or an existing file ---------------- */
@@ -1208,6 +1228,7 @@ static int db_open(lua_State *L) {
       return open_fail(L, d, "cannot prepare a query (is the file damaged?)", 0);
   journal_init(&d->j, path, d->id, token); /* (":memory:": none) */
   if (journal_replay(path, d->id, &REPLAY, d, why, sizeof why)) return open_fail(L, d, why, 1);
+  d->next_replay = clock_now() + REPLAY_S;
   return 1;
 }
 

@@ -318,6 +318,76 @@ report { n = #store:load_all_job_ids(ev.search_id) }
     assert(ok, err)
   end)
 
+  -- A writes its journal and is killed before folding it; B, open on the search since before A
+  -- started, must see A's last jobs without anyone opening the database again.
+  it("of a writer killed with them unfolded reach an evaluator still running the search within seconds", function()
+    local dir, pids = H.tmpdir(), {}
+    local ok, err = pcall(function()
+      H.write_file(dir .. "/b.lua", H.PRELUDE .. [[
+local store = evaluator.SQLiteStorage("store.db")
+local ev <close> = evaluator.create(function() return 0 end, "serial", { storage = store })
+local f = io.open("/proc/self/stat"); local pid = f:read("a"):match("^(%d+)"); f:close()
+f = io.open("sid.tmp", "w"); f:write(tostring(ev.search_id), "\n", pid); f:close(); os.rename("sid.tmp", "sid.txt")
+local t0 = evaluator.mpi.wtime()
+while not io.open("killed") do wait_s(0.02); assert(evaluator.mpi.wtime() - t0 < 40, "never told A was killed") end
+local seen, n = {}, 0
+t0 = evaluator.mpi.wtime()
+while evaluator.mpi.wtime() - t0 < 8 and not io.open("enough") do
+  for _, job in ipairs(ev:gather_other_jobs_done()) do if not seen[job.id] then seen[job.id] = true; n = n + 1 end end
+  local out = io.open("seen.tmp", "w"); for id in pairs(seen) do out:write(id, "\n") end; out:close(); os.rename("seen.tmp", "seen.txt")
+  wait_s(0.05)
+end
+]])
+      H.write_file(dir .. "/a.lua", H.PRELUDE .. [[
+local store = evaluator.SQLiteStorage("store.db")
+local ev = evaluator.create(function(job) return job.parameters.i end, "serial", { storage = store, search_id = arg[1] })
+local ids = {}
+for i = 1, 300 do -- rounds microseconds apart: the journal takes them
+  ev:submit({ { i = i } })
+  for _, job in ipairs(ev:gather("ALL")) do ids[#ids + 1] = job.id end
+end
+local f = io.open("/proc/self/stat"); local pid = f:read("a"):match("^(%d+)"); f:close()
+f = io.open("a.tmp", "w"); f:write(pid, "\n", table.concat(ids, "\n"), "\n"); f:close(); os.rename("a.tmp", "a.txt")
+wait_s(60) -- no call to the evaluator: the journal keeps what the last fold did not take
+]])
+      local q = H.quote
+      os.execute(("cd %s && (timeout -k 5 60 %s b.lua >b.out 2>&1 &)"):format(q(dir), q(H.BIN)))
+      assert(H.wait_until(function() return H.exists(dir .. "/sid.txt") end, 30, 0.05), "B did not start: " .. tostring(H.read_file(dir .. "/b.out")))
+      local sid, b_pid = H.read_file(dir .. "/sid.txt"):match("^(.-)\n(%d+)$")
+      pids[#pids + 1] = b_pid
+      os.execute(("cd %s && (timeout -k 5 60 %s a.lua %s >a.out 2>&1 &)"):format(q(dir), q(H.BIN), q(sid)))
+      assert(H.wait_until(function() return H.exists(dir .. "/a.txt") end, 30, 0.05), "A did not finish its loop: " .. tostring(H.read_file(dir .. "/a.out")))
+      local lines = {}
+      for l in H.read_file(dir .. "/a.txt"):gmatch("[^\n]+") do lines[#lines + 1] = l end
+      pids[#pids + 1] = lines[1]
+      os.execute("kill -9 " .. lines[1])
+      assert(H.wait_until(function() return not H.exists("/proc/" .. lines[1]) end, 10, 0.05), "A did not die")
+      assert.is_true(#journals(dir) >= 1, "A left no journal: nothing to test")
+      H.write_file(dir .. "/killed", "")
+      local want = {}
+      for i = 2, #lines do want[#want + 1] = lines[i] end
+      assert.are.equal(300, #want)
+      local missing
+      local t0 = H.now()
+      H.wait_until(function()
+        local seen = {}
+        for id in (H.read_file(dir .. "/seen.txt") or ""):gmatch("[^\n]+") do seen[id] = true end
+        missing = {}
+        for _, id in ipairs(want) do if not seen[id] then missing[#missing + 1] = id end end
+        return #missing == 0
+      end, 8, 0.05)
+      local took = H.now() - t0
+      H.write_file(dir .. "/enough", "")
+      assert.are.same({}, missing, "B never saw these jobs A's gather had returned")
+      assert.is_true(took < 5, ("B saw them only after %.1f s"):format(took))
+      assert(H.wait_until(function() return not H.exists("/proc/" .. b_pid) end, 15, 0.1), "B did not end")
+      assert.are.equal("", H.read_file(dir .. "/b.out"), "B's output")
+    end)
+    for _, pid in ipairs(pids) do os.execute("kill -9 " .. pid .. " 2>/dev/null") end
+    H.rmdir(dir)
+    assert(ok, err)
+  end)
+
   it("of two evaluators sharing one SQLiteStorage object reach each other at once", function()
     local t = H.eval([[
 local store = evaluator.SQLiteStorage("store.db")
