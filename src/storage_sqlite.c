@@ -116,7 +116,7 @@ typedef struct db {
   sqlite3_int64 top_row; /* the last jobs row this handle inserted */
   char jwriter[64];      /* the writer of the journal's unfolded entries */
   size_t jwlen;
-  char path[512];
+  char path[512]; /* whole: SQLite opens no longer path (its unix VFS's limit, 512 bytes) */
 } db_t;
 
 /* ---- errors: named, and never with a transaction left open ---------------------------------- */
@@ -1026,12 +1026,19 @@ static void replay_forget(void *ctx, const char *name) { forget_journal(ctx, nam
 
 static const journal_replay_ops REPLAY = {replay_begin, replay_fold, replay_end, replay_forget};
 
+/* Fold the journals of the database's dead writers (journal_replay), and set when a read of the
+ * others' jobs does it next. Returns 0, or -1 with why saying why. */
+static int replay(db_t *d, char *why, size_t whylen) {
+  int rc = journal_replay(d->path, d->id, &REPLAY, d, why, whylen);
+  d->next_replay = clock_now() + (rc ? REPLAY_RETRY_S : REPLAY_S);
+  return rc;
+}
+
 /* Fold the journals of writers that died since this handle was opened (a peer killed mid-search):
  * before listing unfinished jobs, which would otherwise list jobs finished in them. */
 static void replay_dead(lua_State *L, db_t *d) {
   char why[512];
-  if (journal_replay(d->path, d->id, &REPLAY, d, why, sizeof why)) luaL_error(L, "SQLiteStorage(\"%s\"): %s", d->path, why);
-  d->next_replay = clock_now() + REPLAY_S;
+  if (replay(d, why, sizeof why)) luaL_error(L, "SQLiteStorage(\"%s\"): %s", d->path, why);
 }
 
 /* Before a read of the others' jobs, now and then: what a writer that died since left in its
@@ -1039,10 +1046,8 @@ static void replay_dead(lua_State *L, db_t *d) {
  * only the next process that opens the database. Never raises: a replay that fails is tried
  * again later, and the next open names the damaged file. */
 static void replay_now_and_then(db_t *d) {
-  double now = clock_now();
-  if (now < d->next_replay) return;
   char ignored[512];
-  d->next_replay = now + (journal_replay(d->path, d->id, &REPLAY, d, ignored, sizeof ignored) ? REPLAY_RETRY_S : REPLAY_S);
+  if (clock_now() >= d->next_replay) (void)replay(d, ignored, sizeof ignored);
 }
 
 /* ---- opening: any number of processes at once, on a new or an existing file ---------------- */
@@ -1227,8 +1232,7 @@ static int db_open(lua_State *L) {
     if (sqlite3_prepare_v3(d->h, SQL[i], -1, SQLITE_PREPARE_PERSISTENT, &d->q[i], NULL) != SQLITE_OK)
       return open_fail(L, d, "cannot prepare a query (is the file damaged?)", 0);
   journal_init(&d->j, path, d->id, token); /* (":memory:": none) */
-  if (journal_replay(path, d->id, &REPLAY, d, why, sizeof why)) return open_fail(L, d, why, 1);
-  d->next_replay = clock_now() + REPLAY_S;
+  if (replay(d, why, sizeof why)) return open_fail(L, d, why, 1);
   return 1;
 }
 
